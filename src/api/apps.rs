@@ -1,0 +1,225 @@
+//! Apps and their keys (admin only): API.md, Keys and apps.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::json::{Json, Query};
+use crate::auth::Auth;
+use crate::delivery::credentials;
+use crate::domain::cursor::{self, Page, PageOf};
+use crate::error::ErrorBody;
+use crate::domain::time;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::{AppRow, KeyKind, KeyRow, NewApp};
+
+/// Routes of this resource.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+/// `POST /v1/apps` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateApp {
+    name: String,
+    /// `{team_id, key_id, private_key, topic, environment}`
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    apns: Option<Value>,
+    /// `{service_account: {...}}`
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    fcm: Option<Value>,
+}
+
+/// `PATCH /v1/apps/{app_id}` body: what is given is replaced.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateApp {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    apns: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    fcm: Option<Value>,
+}
+
+/// Which providers an app can reach; credentials are never echoed.
+#[derive(Serialize, ToSchema)]
+struct Providers {
+    apns: bool,
+    fcm: bool,
+}
+
+/// An app as shown to the admin.
+#[derive(Serialize, ToSchema)]
+struct AppView {
+    id: String,
+    name: String,
+    providers: Providers,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: i64,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_key: Option<String>,
+}
+
+impl From<AppRow> for AppView {
+    fn from(row: AppRow) -> Self {
+        Self {
+            providers: Providers { apns: row.apns.is_some(), fcm: row.fcm.is_some() },
+            id: row.id,
+            name: row.name,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            server_key: None,
+            client_key: None,
+        }
+    }
+}
+
+fn valid_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::field("name", "name must be 1-200 characters"));
+    }
+    Ok(name.to_string())
+}
+
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
+    responses((status = 201, description = "created; the keys are shown only here", body = AppView), (status = "4XX", body = ErrorBody)))]
+async fn create(State(st): State<AppState>, Auth(who): Auth, Json(body): Json<CreateApp>) -> ApiResult<(StatusCode, axum::Json<AppView>)> {
+    who.admin()?;
+    let app = NewApp {
+        name: valid_name(&body.name)?,
+        apns: body.apns.map(|v| credentials::apns(v, &st.config)).transpose()?,
+        fcm: body.fcm.map(|v| credentials::fcm(v, &st.config)).transpose()?,
+    };
+    let row = st.store.create_app(app).await?;
+    let (_, server_key) = st.store.create_key(&row.id, KeyKind::Server).await?;
+    let (_, client_key) = st.store.create_key(&row.id, KeyKind::Client).await?;
+    let mut view = AppView::from(row);
+    view.server_key = Some(server_key);
+    view.client_key = Some(client_key);
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/apps", tag = "apps", params(ListQuery),
+    responses((status = 200, body = inline(PageOf<AppView>)), (status = "4XX", body = ErrorBody)))]
+async fn list(State(st): State<AppState>, Auth(who): Auth, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<Page<AppView>>> {
+    who.admin()?;
+    let limit = cursor::limit(q.limit)?;
+    let after = cursor::decode(q.cursor.as_deref())?;
+    let rows = st.store.list_apps(after.as_deref(), limit + 1).await?;
+    Ok(axum::Json(Page::from_rows(rows, limit, |r| r.id.clone()).map(AppView::from)))
+}
+
+#[utoipa::path(get, path = "/v1/apps/{app_id}", tag = "apps", params(("app_id" = String, Path)),
+    responses((status = 200, body = AppView), (status = "4XX", body = ErrorBody)))]
+async fn read(State(st): State<AppState>, Auth(who): Auth, Path(app_id): Path<String>) -> ApiResult<axum::Json<AppView>> {
+    who.admin()?;
+    let row = st.store.app(&app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    Ok(axum::Json(row.into()))
+}
+
+#[utoipa::path(patch, path = "/v1/apps/{app_id}", tag = "apps", params(("app_id" = String, Path)), request_body = UpdateApp,
+    responses((status = 200, body = AppView), (status = "4XX", body = ErrorBody)))]
+async fn update(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(app_id): Path<String>,
+    Json(body): Json<UpdateApp>,
+) -> ApiResult<axum::Json<AppView>> {
+    who.admin()?;
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let apns = body.apns.map(|v| credentials::apns(v, &st.config)).transpose()?;
+    let fcm = body.fcm.map(|v| credentials::fcm(v, &st.config)).transpose()?;
+    let row = st
+        .store
+        .update_app(&app_id, name.as_deref(), apns.as_deref(), fcm.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("app"))?;
+    Ok(axum::Json(row.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    kind: KeyKind,
+}
+
+/// A key as shown: the plain `key` only in the answer that created it.
+#[derive(Serialize, ToSchema)]
+struct KeyView {
+    id: String,
+    kind: String,
+    prefix: String,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl From<KeyRow> for KeyView {
+    fn from(row: KeyRow) -> Self {
+        Self { id: row.id, kind: row.kind, prefix: row.prefix, created_at: row.created_at, key: None }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/keys", tag = "apps", params(("app_id" = String, Path)), request_body = CreateKey,
+    responses((status = 201, body = KeyView), (status = "4XX", body = ErrorBody)))]
+async fn create_key(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(app_id): Path<String>,
+    Json(body): Json<CreateKey>,
+) -> ApiResult<(StatusCode, axum::Json<KeyView>)> {
+    who.admin()?;
+    st.store.app(&app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    let (row, plain) = st.store.create_key(&app_id, body.kind).await?;
+    let mut view = KeyView::from(row);
+    view.key = Some(plain);
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+#[utoipa::path(get, path = "/v1/apps/{app_id}/keys", tag = "apps", params(("app_id" = String, Path)),
+    responses((status = 200, body = inline(PageOf<KeyView>)), (status = "4XX", body = ErrorBody)))]
+async fn list_keys(State(st): State<AppState>, Auth(who): Auth, Path(app_id): Path<String>) -> ApiResult<axum::Json<Page<KeyView>>> {
+    who.admin()?;
+    st.store.app(&app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    let rows = st.store.list_keys(&app_id).await?;
+    Ok(axum::Json(Page { items: rows.into_iter().map(KeyView::from).collect(), next_cursor: None }))
+}
+
+#[utoipa::path(delete, path = "/v1/apps/{app_id}/keys/{key_id}", tag = "apps", params(("app_id" = String, Path), ("key_id" = String, Path)),
+    responses((status = 204, description = "revoked"), (status = "4XX", body = ErrorBody)))]
+async fn revoke_key(State(st): State<AppState>, Auth(who): Auth, Path((app_id, key_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    who.admin()?;
+    let hash = st.store.revoke_key(&app_id, &key_id).await?.ok_or_else(|| ApiError::not_found("key"))?;
+    st.auth.forget(&hash);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,87 @@
+//! JSON body and query extractors whose every rejection is an [`ApiError`].
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON request body; bad JSON is `invalid_json`, a bad field `invalid_field`
+/// naming the field (its path, e.g. `to.device_ids[2]`).
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::InvalidJson("expected Content-Type: application/json".into()));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("request body is over the limit".into())
+            } else {
+                ApiError::InvalidJson(format!("could not read the body: {e}"))
+            }
+        })?;
+        parse_body(&bytes).map(Json)
+    }
+}
+
+/// Parses a JSON object body into `T`, with API errors.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidJson("body must be a JSON object".into()));
+    }
+    from_value(value)
+}
+
+/// Deserializes a JSON value, reporting the path of the offending field.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let message = e.inner().to_string();
+        let mut field = e.path().to_string();
+        if field == "." || field.is_empty() {
+            field = missing_field_name(&message).unwrap_or_default();
+        } else if let Some(inner) = missing_field_name(&message) {
+            field = format!("{field}.{inner}");
+        }
+        ApiError::InvalidField { field, message }
+    })
+}
+
+/// serde reports a missing field only in its message: "missing field `x`".
+fn missing_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// A query string; a bad parameter is `invalid_field` naming it.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let message = e.inner().to_string();
+            let field = missing_field_name(&message).unwrap_or_else(|| e.path().to_string());
+            ApiError::InvalidField { field, message }
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! The HTTP API: one module per resource, each with its own `router()`,
+//! merged here under the layers every route shares. Routes are declared
+//! through `utoipa_axum`, so the OpenAPI document is built from the same
+//! declarations and cannot drift from what is served.
+
+pub mod apps;
+pub mod json;
+pub mod openapi;
+pub mod ops;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every documented route, with its OpenAPI description.
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base()).merge(apps::router()).merge(ops::router())
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit;
+    let (routes, doc) = documented().split_for_parts();
+    routes
+        .merge(openapi::router(doc))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

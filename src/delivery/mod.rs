@@ -1,0 +1,3 @@
+//! Delivery: fan-out of a send into per-device deliveries, workers, retries.
+
+pub mod credentials;

@@ -1,0 +1,137 @@
+//! The one error type of the HTTP API, and its mapping to API.md's error body.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// Every failure a request can meet; `IntoResponse` turns it into
+/// `{"error": {"code", "message", "field"?}}` with the status of API.md.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON, or not a JSON object.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// A field has the wrong type, is missing, or is out of range.
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
+    /// A device token is malformed for its platform.
+    #[error("{message}")]
+    InvalidToken { field: String, message: String },
+    /// No key, or an unknown or revoked one.
+    #[error("missing or unknown API key")]
+    Unauthorized,
+    /// The key is valid but its kind may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource (or an unknown route).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the state (e.g. idempotency key reuse).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body or a provider payload is over its limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The app has no credentials for the platform asked for.
+    #[error("{0}")]
+    NoProvider(String),
+    /// Too many requests; retry after the given seconds.
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// The HTTP method is not allowed on this route.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The store is unreachable.
+    #[error("the store is unavailable, retry later")]
+    Unavailable(#[source] StoreError),
+    /// A bug or an unexpected store failure; details go to the log only.
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl ApiError {
+    /// Shorthand for an `invalid_field` error.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidField { field: field.into(), message: message.into() }
+    }
+
+    /// Shorthand for a `not_found` error.
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("no such {what}"))
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            Self::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            Self::InvalidToken { .. } => (StatusCode::BAD_REQUEST, "invalid_token"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::NoProvider(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_provider"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::Unavailable(e),
+            StoreError::NotFound(what) => Self::not_found(what),
+            StoreError::Conflict(msg) => Self::Conflict(msg),
+            other => Self::Internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            Self::Unavailable(e) => tracing::warn!(error = %e, "store unavailable"),
+            Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            _ => {}
+        }
+        let mut error = json!({"code": code, "message": self.to_string()});
+        if let Self::InvalidField { field, .. } | Self::InvalidToken { field, .. } = &self {
+            error["field"] = json!(field);
+        }
+        let mut res = (status, axum::Json(json!({ "error": error }))).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if matches!(self, Self::Unavailable(_)) {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
+    }
+}
+
+/// Result of an API handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The OpenAPI shape of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The `error` object of [`ErrorBody`].
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `invalid_field`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The offending field, when there is one.
+    pub field: Option<String>,
+}

@@ -1,0 +1,13 @@
+//! pushgate: a push notification gateway. Application servers call its HTTP
+//! API; it delivers through APNs, FCM and WebSockets, and logs every delivery.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod error;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,69 @@
+//! The `pushgate` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pushgate::config::Config;
+use pushgate::server::{shutdown_signal, Gateway};
+use pushgate::store::Store;
+
+/// pushgate: one HTTP API for APNs, FCM and WebSocket notifications.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (default: ./pushgate.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and run delivery workers (applies migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pushgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    pushgate::telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pushgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => {
+                let gateway = Gateway::build(config).await?;
+                tracing::info!(addr = %gateway.addr, "pushgate listening");
+                gateway.serve(shutdown_signal()).await
+            }
+            Command::Migrate => {
+                let store = Store::connect(&config.database_url).await?;
+                store.migrate().await?;
+                println!("pushgate: migrations applied");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The store: one interface over Postgres (production, scale-out) and SQLite
+//! (embedded default). Both share schema shape and most SQL text; where the
+//! dialects differ a query matches on [`Pool`] explicitly.
+
+mod apps;
+mod keys;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use apps::{AppRow, NewApp};
+pub use keys::{generate_key, hash_key, KeyKind, KeyRow};
+
+/// Errors of the store, classified so the API can answer 503 vs 404 vs 409.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (connection refused, pool timed out).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The row asked for does not exist.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// A uniqueness rule was broken.
+    #[error("{0}")]
+    Conflict(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column could not be read back.
+    #[error("stored JSON is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The DATABASE_URL is not one we know.
+    #[error("unsupported DATABASE_URL {0:?}: use sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
+            sqlx::Error::RowNotFound => Self::NotFound("row"),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Conflict(format!("already exists: {}", db.message()))
+            }
+            _ => Self::Database(e),
+        }
+    }
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database the store runs on.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    /// PostgreSQL: several gateway instances may share it.
+    Postgres(PgPool),
+    /// SQLite: one instance, one writer.
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same query text on whichever pool the store holds. The body is
+/// type-checked once per driver, so binds and row types must suit both.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Postgres($p) => $body,
+            $crate::store::Pool::Sqlite($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` creates the file; `postgres://…`).
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(24)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?;
+            Pool::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Pool::Sqlite(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations (the folder of this store's dialect).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.pool {
+            Pool::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
+            Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// True when the store answers and every known migration is applied.
+    pub async fn ready(&self) -> StoreResult<bool> {
+        let expected = match &self.pool {
+            Pool::Postgres(_) => sqlx::migrate!("migrations/postgres").iter().count(),
+            Pool::Sqlite(_) => sqlx::migrate!("migrations/sqlite").iter().count(),
+        } as i64;
+        let applied: i64 = on_pool!(&self.pool, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE"
+        ).fetch_one(p).await?);
+        Ok(applied >= expected)
+    }
+
+    /// The pool, for dialect-specific queries in the store's modules.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// True on Postgres (several instances may share the work).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
+    /// Reads a setting (e.g. the admin key's hash).
+    pub async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(on_pool!(&self.pool, p => sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(p)
+            .await?))
+    }
+
+    /// Writes a setting unless it is already set; returns whether it wrote.
+    pub async fn init_setting(&self, name: &str, value: &str) -> StoreResult<bool> {
+        let res = on_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+        ).bind(name).bind(value).execute(p).await?.rows_affected());
+        Ok(res == 1)
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        on_pool!(&self.pool, p => p.close().await)
+    }
+}

@@ -1,0 +1,257 @@
+//! Test harness: a real gateway on port 0 against a fresh database of either
+//! kind, and small HTTP helpers that return what a user would see.
+
+use std::net::SocketAddr;
+
+use pushgate::config::Config;
+use pushgate::server::Gateway;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which store a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The server holding test databases (`PUSHGATE_TEST_POSTGRES`).
+pub fn postgres_admin_url() -> String {
+    std::env::var("PUSHGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Whether Postgres tests run: when the server is unreachable they are
+/// skipped locally, but fail under CI (`CI=true`).
+pub async fn postgres_available() -> bool {
+    use sqlx::Connection;
+    match sqlx::PgConnection::connect(&postgres_admin_url()).await {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and Postgres is unreachable at {}: {e}", postgres_admin_url())
+        }
+        Err(e) => {
+            eprintln!("skipping Postgres test: {e}");
+            false
+        }
+    }
+}
+
+/// A fresh, empty database URL of kind `db` (a temp file, or a new Postgres
+/// database with a random name); the guard keeps the temp dir alive.
+pub async fn fresh_database(db: Db) -> (String, Option<tempfile::TempDir>) {
+    match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("pushgate.db").display());
+            (url, Some(dir))
+        }
+        Db::Postgres => {
+            use sqlx::{Connection, Executor};
+            let admin = postgres_admin_url();
+            let name = format!("pushgate_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("Postgres reachable");
+            conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+            (format!("{base}/{name}"), None)
+        }
+    }
+}
+
+/// A running gateway.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub admin_key: String,
+    pub http: reqwest::Client,
+    pub config: Config,
+    pub db: Db,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    tmp: Option<tempfile::TempDir>,
+}
+
+/// A created app with its keys.
+#[derive(Clone, Debug)]
+pub struct TestAppKeys {
+    pub id: String,
+    pub server_key: String,
+    pub client_key: String,
+}
+
+impl TestApp {
+    /// A gateway on a fresh database of kind `db`.
+    pub async fn spawn(db: Db) -> Self {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// Like [`spawn`](Self::spawn), after `tweak` adjusts the configuration.
+    pub async fn spawn_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+        let (url, tmp) = fresh_database(db).await;
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: url,
+            admin_key: Some(format!("test-admin-{}", uuid::Uuid::new_v4().simple())),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        Self::start(db, config, tmp).await
+    }
+
+    /// Starts a gateway with exactly `config` (e.g. a second instance on the
+    /// same database).
+    pub async fn start(db: Db, config: Config, tmp: Option<tempfile::TempDir>) -> Self {
+        let gateway = Gateway::build(config.clone()).await.expect("gateway starts");
+        let addr = gateway.addr;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = gateway.serve(shutdown).await {
+                eprintln!("gateway stopped with error: {e}");
+            }
+        });
+        TestApp {
+            addr,
+            admin_key: config.admin_key.clone().unwrap_or_default(),
+            http: reqwest::Client::new(),
+            config,
+            db,
+            stop: Some(stop),
+            task: Some(task),
+            tmp,
+        }
+    }
+
+    /// Another instance on the same database (its own port).
+    pub async fn another_instance(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        TestApp::start(self.db, config, None).await
+    }
+
+    /// Stops the gateway gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops and starts again on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().expect("addr");
+        let tmp = self.tmp.take();
+        TestApp::start(self.db, config, tmp).await
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request with an optional bearer key and JSON body; returns the
+    /// status and the JSON body (Null when empty).
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let bytes = res.bytes().await.expect("body read");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(key), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(key), None).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(key), None).await
+    }
+
+    /// Creates an app (optionally with provider credentials) and returns its keys.
+    pub async fn create_app_with(&self, body: Value) -> TestAppKeys {
+        let (status, app) = self.post("/v1/apps", &self.admin_key, body).await;
+        assert_eq!(status, StatusCode::CREATED, "create app: {app}");
+        TestAppKeys {
+            id: app["id"].as_str().expect("id").to_string(),
+            server_key: app["server_key"].as_str().expect("server_key").to_string(),
+            client_key: app["client_key"].as_str().expect("client_key").to_string(),
+        }
+    }
+
+    /// Creates an app with no provider credentials.
+    pub async fn create_app(&self) -> TestAppKeys {
+        self.create_app_with(json!({"name": "test app"})).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Asserts an API error body with `code` (and `field` when given).
+pub fn assert_error(body: &Value, code: &str, field: Option<&str>) {
+    assert_eq!(body["error"]["code"], code, "error body: {body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {body}");
+    if let Some(field) = field {
+        assert_eq!(body["error"]["field"], field, "error body: {body}");
+    }
+}
+
+/// Declares each listed `async fn name(db: Db)` as two tests: `sqlite::name`
+/// and `postgres::name` (skipped locally, failing under CI, without Postgres).
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::postgres_available().await {
+                        super::$name($crate::helpers::Db::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}

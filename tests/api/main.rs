@@ -1,0 +1,6 @@
+//! Integration tests over real HTTP against the real router and a real
+//! database (SQLite and Postgres). One binary: one link, shared helpers.
+
+mod helpers;
+
+mod apps;
