@@ -1,0 +1,68 @@
+//! `/mock/*`: script and inspect the stand-in over HTTP (staging, benchmarks).
+//!
+//! - `POST /mock/behavior` `{"token": "…", "behavior": {"kind": "dead"}}` → 204
+//! - `DELETE /mock/behavior/{token}` → 204
+//! - `GET /mock/stats` → totals ([`crate::MockStats`])
+//! - `GET /mock/received/{token}` → `{"token", "attempts", "delivered", "received": [...]}`
+//! - `POST /mock/expire-apns-tokens`, `POST /mock/revoke-fcm-tokens` → 204
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::behavior::Behavior;
+use crate::http::{self, Body};
+use crate::state::State;
+use crate::{apns, fcm};
+
+#[derive(Deserialize)]
+struct SetBehavior {
+    token: String,
+    behavior: Behavior,
+}
+
+fn not_found() -> Response<Body> {
+    http::json(404, &json!({"error": "no such mock control endpoint"}))
+}
+
+/// Routes a `/mock/…` request; `rest` is the path after `/mock/`.
+pub(crate) async fn handle(state: &State, rest: &str, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    match (&method, rest) {
+        (&Method::POST, "behavior") => {
+            let Some(body) = http::read_body(req).await else {
+                return http::json(413, &json!({"error": "body too large"}));
+            };
+            match serde_json::from_slice::<SetBehavior>(&body) {
+                Ok(set) => {
+                    state.behaviors.set(&set.token, set.behavior);
+                    http::empty(204)
+                }
+                Err(e) => http::json(400, &json!({"error": e.to_string()})),
+            }
+        }
+        (&Method::GET, "stats") => http::json(200, &json!(state.stats())),
+        (&Method::POST, "expire-apns-tokens") => {
+            apns::expire_jwts(state);
+            http::empty(204)
+        }
+        (&Method::POST, "revoke-fcm-tokens") => {
+            fcm::revoke_tokens(state);
+            http::empty(204)
+        }
+        (&Method::DELETE, _) if rest.starts_with("behavior/") => {
+            state.behaviors.clear(&rest["behavior/".len()..]);
+            http::empty(204)
+        }
+        (&Method::GET, _) if rest.starts_with("received/") => {
+            let token = &rest["received/".len()..];
+            let (attempts, delivered) = state.counts(token);
+            http::json(
+                200,
+                &json!({"token": token, "attempts": attempts, "delivered": delivered, "received": state.received(token)}),
+            )
+        }
+        _ => not_found(),
+    }
+}

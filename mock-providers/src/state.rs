@@ -1,0 +1,140 @@
+//! What the mock knows and counts, shared by every connection.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::behavior::Behaviors;
+use crate::credentials::{ApnsKey, ServiceAccountKey};
+
+/// Which stand-in a request reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// The APNs stand-in.
+    Apns,
+    /// The FCM stand-in.
+    Fcm,
+}
+
+/// A push the mock accepted, as it arrived.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Received {
+    /// Which stand-in accepted it.
+    pub provider: Provider,
+    /// The `apns-*` request headers (APNs only).
+    pub headers: BTreeMap<String, String>,
+    /// The APNs payload, or the FCM `message`.
+    pub payload: Value,
+}
+
+/// Totals since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MockStats {
+    /// Authenticated, well-formed APNs requests.
+    pub apns_requests: u64,
+    /// APNs requests answered 200.
+    pub apns_delivered: u64,
+    /// Authenticated, well-formed FCM requests.
+    pub fcm_requests: u64,
+    /// FCM requests answered 200.
+    pub fcm_delivered: u64,
+    /// Requests to the OAuth token endpoint.
+    pub token_requests: u64,
+    /// Distinct valid APNs provider tokens (JWTs) seen.
+    pub apns_jwts: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) apns_requests: AtomicU64,
+    pub(crate) apns_delivered: AtomicU64,
+    pub(crate) fcm_requests: AtomicU64,
+    pub(crate) fcm_delivered: AtomicU64,
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) apns_jwts: AtomicU64,
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Per-token counts and the last payloads.
+#[derive(Debug, Default)]
+pub(crate) struct TokenRecord {
+    pub(crate) attempts: u64,
+    pub(crate) delivered: u64,
+    pub(crate) kept: VecDeque<Received>,
+}
+
+/// A verified APNs provider token.
+#[derive(Debug)]
+pub(crate) struct JwtEntry {
+    pub(crate) iat: u64,
+    pub(crate) topic: String,
+    pub(crate) expired: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) base_url: String,
+    pub(crate) apns_keys: RwLock<HashMap<String, ApnsKey>>,
+    pub(crate) accounts: RwLock<HashMap<String, ServiceAccountKey>>,
+    /// Verified JWTs, so the ECDSA check runs once per token, not per push.
+    pub(crate) jwts: DashMap<String, JwtEntry>,
+    /// Issued access tokens → project id.
+    pub(crate) access_tokens: DashMap<String, String>,
+    pub(crate) behaviors: Behaviors,
+    pub(crate) records: DashMap<String, TokenRecord>,
+    pub(crate) keep_payloads: usize,
+    pub(crate) counters: Counters,
+}
+
+impl State {
+    pub(crate) fn token_url(&self) -> String {
+        format!("{}/token", self.base_url)
+    }
+
+    /// Counts an attempt for `token`; returns its 1-based number.
+    pub(crate) fn record_attempt(&self, token: &str) -> u64 {
+        let mut record = self.records.entry(token.to_owned()).or_default();
+        record.attempts += 1;
+        record.attempts
+    }
+
+    pub(crate) fn record_delivery(&self, token: &str, received: Received) {
+        let mut record = self.records.entry(token.to_owned()).or_default();
+        record.delivered += 1;
+        if self.keep_payloads > 0 {
+            if record.kept.len() >= self.keep_payloads {
+                record.kept.pop_front();
+            }
+            record.kept.push_back(received);
+        }
+    }
+
+    pub(crate) fn received(&self, token: &str) -> Vec<Received> {
+        self.records.get(token).map(|r| r.kept.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    pub(crate) fn counts(&self, token: &str) -> (u64, u64) {
+        self.records.get(token).map(|r| (r.attempts, r.delivered)).unwrap_or_default()
+    }
+
+    pub(crate) fn stats(&self) -> MockStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MockStats {
+            apns_requests: get(&c.apns_requests),
+            apns_delivered: get(&c.apns_delivered),
+            fcm_requests: get(&c.fcm_requests),
+            fcm_delivered: get(&c.fcm_delivered),
+            token_requests: get(&c.token_requests),
+            apns_jwts: get(&c.apns_jwts),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! What an APNs answer means for the device and the notification.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::outcome::Outcome;
+
+/// The `reason` Apple gives when the provider token is too old.
+pub const EXPIRED_PROVIDER_TOKEN: &str = "ExpiredProviderToken";
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    reason: Option<String>,
+}
+
+/// Reads Apple's `{"reason": "..."}` error body; `None` when absent or not JSON.
+pub fn reason(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(body).ok()?.reason
+}
+
+/// Classifies an APNs answer.
+///
+/// `apns_id` is the response's `apns-id` header, `retry_after` its parsed
+/// `Retry-After` header.
+pub fn classify(status: u16, body: &[u8], apns_id: Option<&str>, retry_after: Option<Duration>) -> Outcome {
+    if status == 200 {
+        return Outcome::Delivered { provider_message_id: apns_id.map(str::to_owned), status };
+    }
+    let reason = reason(body).unwrap_or_else(|| format!("HTTP {status}"));
+    match (status, reason.as_str()) {
+        // 410: the token is no longer active for the topic (app removed).
+        (410, _) | (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => Outcome::InvalidToken { reason, status },
+        // A token older than an hour (or a clock skew): a newer one fixes it.
+        (403, EXPIRED_PROVIDER_TOKEN) => Outcome::Retry { after: retry_after, reason, status: Some(status) },
+        (429 | 500 | 502 | 503 | 504, _) => Outcome::Retry { after: retry_after, reason, status: Some(status) },
+        (s, _) if s >= 500 => Outcome::Retry { after: retry_after, reason, status: Some(status) },
+        _ => Outcome::Rejected { reason, status: Some(status) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(reason: &str) -> Vec<u8> {
+        format!(r#"{{"reason":"{reason}"}}"#).into_bytes()
+    }
+
+    fn dead(reason: &str, status: u16) -> Outcome {
+        Outcome::InvalidToken { reason: reason.into(), status }
+    }
+
+    #[test]
+    fn success_carries_the_apns_id() {
+        assert_eq!(
+            classify(200, b"", Some("abc"), None),
+            Outcome::Delivered { provider_message_id: Some("abc".into()), status: 200 }
+        );
+    }
+
+    #[test]
+    fn dead_and_malformed_tokens() {
+        let unregistered = br#"{"reason":"Unregistered","timestamp":1700000000000}"#;
+        assert_eq!(classify(410, unregistered, None, None), dead("Unregistered", 410));
+        assert_eq!(classify(410, &body("ExpiredToken"), None, None), dead("ExpiredToken", 410));
+        assert_eq!(classify(400, &body("BadDeviceToken"), None, None), dead("BadDeviceToken", 400));
+        assert_eq!(classify(400, &body("DeviceTokenNotForTopic"), None, None), dead("DeviceTokenNotForTopic", 400));
+    }
+
+    #[test]
+    fn throttling_and_outages_are_retried_with_retry_after() {
+        let after = Some(Duration::from_secs(7));
+        for (status, reason) in [
+            (429, "TooManyRequests"),
+            (429, "TooManyProviderTokenUpdates"),
+            (500, "InternalServerError"),
+            (503, "ServiceUnavailable"),
+            (503, "Shutdown"),
+        ] {
+            assert_eq!(
+                classify(status, &body(reason), None, after),
+                Outcome::Retry { after, reason: reason.into(), status: Some(status) }
+            );
+        }
+        assert_eq!(
+            classify(502, b"<html>", None, None),
+            Outcome::Retry { after: None, reason: "HTTP 502".into(), status: Some(502) }
+        );
+    }
+
+    #[test]
+    fn payload_topic_and_credential_errors_are_rejected() {
+        for (status, reason) in [
+            (400, "TopicDisallowed"),
+            (400, "BadTopic"),
+            (400, "BadCollapseId"),
+            (400, "PayloadEmpty"),
+            (403, "InvalidProviderToken"),
+            (403, "MissingProviderToken"),
+            (404, "BadPath"),
+            (413, "PayloadTooLarge"),
+        ] {
+            assert_eq!(
+                classify(status, &body(reason), None, None),
+                Outcome::Rejected { reason: reason.into(), status: Some(status) }
+            );
+        }
+    }
+
+    #[test]
+    fn expired_provider_token_is_retryable() {
+        assert!(matches!(classify(403, &body(EXPIRED_PROVIDER_TOKEN), None, None), Outcome::Retry { .. }));
+    }
+}

@@ -1,0 +1,96 @@
+//! The one answer the service acts on, whatever the provider said.
+
+use std::time::Duration;
+
+/// What became of one send attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The provider accepted the notification.
+    Delivered {
+        /// `apns-id` for APNs, the message `name` for FCM.
+        provider_message_id: Option<String>,
+        /// HTTP status of the answer (200).
+        status: u16,
+    },
+    /// The device token is dead or malformed: deactivate the device.
+    InvalidToken {
+        /// Provider reason, e.g. `Unregistered`, `BadDeviceToken`, `UNREGISTERED`.
+        reason: String,
+        /// HTTP status of the answer.
+        status: u16,
+    },
+    /// A transient failure: try again later, after `after` if the provider said.
+    Retry {
+        /// The provider's `Retry-After`, when given.
+        after: Option<Duration>,
+        /// Provider reason or transport error.
+        reason: String,
+        /// HTTP status, `None` when no answer came (connection error, timeout).
+        status: Option<u16>,
+    },
+    /// A permanent failure that is not the token's fault (payload, topic,
+    /// credentials): do not retry as is.
+    Rejected {
+        /// Provider reason or local refusal.
+        reason: String,
+        /// HTTP status, `None` when refused before sending.
+        status: Option<u16>,
+    },
+}
+
+impl Outcome {
+    /// The provider's reason, or `None` for a delivery.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered { .. } => None,
+            Outcome::InvalidToken { reason, .. } | Outcome::Retry { reason, .. } | Outcome::Rejected { reason, .. } => {
+                Some(reason)
+            }
+        }
+    }
+
+    /// The HTTP status of the provider's answer, if one came.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Delivered { status, .. } | Outcome::InvalidToken { status, .. } => Some(*status),
+            Outcome::Retry { status, .. } | Outcome::Rejected { status, .. } => *status,
+        }
+    }
+
+    /// Whether the notification reached the provider.
+    pub fn is_delivered(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+
+    /// A transport failure (connection refused, reset, timeout): retry.
+    pub(crate) fn from_transport(err: reqwest::Error) -> Outcome {
+        let kind = if err.is_timeout() {
+            "timeout"
+        } else if err.is_connect() {
+            "connection error"
+        } else {
+            "transport error"
+        };
+        if err.is_builder() {
+            return Outcome::Rejected { reason: format!("invalid request: {}", err.without_url()), status: None };
+        }
+        Outcome::Retry { after: None, reason: format!("{kind}: {}", err.without_url()), status: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_expose_reason_and_status() {
+        let delivered = Outcome::Delivered { provider_message_id: Some("x".into()), status: 200 };
+        assert_eq!((delivered.reason(), delivered.status()), (None, Some(200)));
+        let retry = Outcome::Retry { after: None, reason: "timeout".into(), status: None };
+        assert_eq!((retry.reason(), retry.status()), (Some("timeout"), None));
+        let dead = Outcome::InvalidToken { reason: "Unregistered".into(), status: 410 };
+        assert_eq!((dead.reason(), dead.status()), (Some("Unregistered"), Some(410)));
+        assert!(!dead.is_delivered() && delivered.is_delivered());
+    }
+}
