@@ -7,6 +7,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod store;

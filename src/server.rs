@@ -48,7 +48,12 @@ impl Gateway {
         let listener =
             TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(StartError::Serve)?;
-        let state = AppState { auth: Authenticator::new(store.clone(), admin_hash), store, config: Arc::new(config) };
+        let state = AppState {
+            auth: Authenticator::new(store.clone(), admin_hash),
+            store,
+            config: Arc::new(config),
+            metrics: crate::metrics::install(),
+        };
         Ok(Self { state, listener, addr })
     }
 

@@ -15,4 +15,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Key resolution.
     pub auth: Authenticator,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

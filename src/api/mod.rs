@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod json;
+pub mod middleware;
 pub mod openapi;
 pub mod ops;
 
@@ -24,10 +25,11 @@ pub fn documented() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let (routes, doc) = documented().split_for_parts();
-    routes
+    let router = routes
         .merge(openapi::router(doc))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .with_state(state);
+    middleware::wrap(router)
 }

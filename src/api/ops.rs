@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, description = "process alive")))]
@@ -35,4 +35,10 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
             )
         }
     }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(st): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
 }

@@ -255,3 +255,61 @@ macro_rules! store_tests {
         }
     };
 }
+
+/// A TCP proxy in front of a database, so a test can make the store
+/// unreachable (connections reset) and reachable again without touching the
+/// shared server.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tunnels: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding a local port to `upstream` (host:port).
+    pub async fn start(upstream: String) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (open2, tunnels2) = (open.clone(), tunnels.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !open2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tunnels2.lock().expect("tunnels").push(task.abort_handle());
+            }
+        });
+        TcpProxy { addr, open, tunnels, accept }
+    }
+
+    /// Resets every connection and refuses new ones until [`resume`](Self::resume).
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for t in self.tunnels.lock().expect("tunnels").drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Forwards again.
+    pub fn resume(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}

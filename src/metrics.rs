@@ -1,0 +1,78 @@
+//! Prometheus metrics: every name is prefixed `pushgate_`. Call sites use
+//! these functions, so names and labels are defined once.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Seconds buckets shared by the latency histograms (1 ms to 30 s).
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Installs the process-wide recorder once and returns the handle that
+/// renders the text format. Later calls (other gateways in one process, as in
+/// tests) share it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                Err(e) => {
+                    // Another recorder is installed (embedding); render an empty registry.
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}
+
+/// One HTTP request answered.
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let labels = [("route", route.to_string()), ("method", method.to_string()), ("status", status.to_string())];
+    counter!("pushgate_http_requests_total", &labels).increment(1);
+    histogram!("pushgate_http_request_duration_seconds", "route" => route.to_string()).record(elapsed.as_secs_f64());
+}
+
+/// One delivery reached a final or retry outcome.
+pub fn delivery(platform: &str, outcome: &str, reason: Option<&str>) {
+    counter!(
+        "pushgate_deliveries_total",
+        "platform" => platform.to_string(),
+        "outcome" => outcome.to_string(),
+        "reason" => reason.unwrap_or("").to_string()
+    )
+    .increment(1);
+}
+
+/// Latency of one provider request.
+pub fn provider_latency(platform: &str, elapsed: Duration) {
+    histogram!("pushgate_provider_request_duration_seconds", "platform" => platform.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Provider requests in flight (+1 on start, -1 on end).
+pub fn provider_in_flight(delta: f64) {
+    gauge!("pushgate_provider_requests_in_flight").increment(delta);
+}
+
+/// Devices deactivated because a provider said their token is dead.
+pub fn tokens_deactivated(platform: &str, n: u64) {
+    counter!("pushgate_tokens_deactivated_total", "platform" => platform.to_string()).increment(n);
+}
+
+/// Deliveries waiting, by state (`pending`, `scheduled`, `retrying`).
+pub fn queue_depth(state: &str, n: i64) {
+    gauge!("pushgate_queue_depth", "state" => state.to_string()).set(n as f64);
+}
+
+/// Open WebSocket connections on this instance.
+pub fn socket_connections(n: usize) {
+    gauge!("pushgate_socket_connections").set(n as f64);
+}
