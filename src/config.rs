@@ -60,12 +60,24 @@ pub struct Config {
     pub lease_seconds: i64,
     /// Attempts before a retried delivery fails.
     pub max_attempts: i32,
+    /// First retry delay in milliseconds; doubles per attempt (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest retry delay, and the clamp for a provider's `Retry-After` (milliseconds).
+    pub retry_max_ms: u64,
+    /// Devices expanded per fan-out transaction (group, user and `all` targets).
+    pub fanout_batch: i64,
+    /// How often idle workers look for due work when no wake-up arrives (milliseconds).
+    pub poll_interval_ms: u64,
+    /// Deadline of one provider request (milliseconds).
+    pub provider_timeout_ms: u64,
     /// Delivery log rows older than this many days are removed.
     pub retention_days: i64,
     /// Device registrations a client key may make per second (0 = no limit).
     pub registration_rate: u32,
     /// Whether this instance runs delivery workers.
     pub workers: bool,
+    /// WebSocket keepalive, buffering and replay (`[socket]`).
+    pub socket: crate::socket::SocketConfig,
 }
 
 impl Default for Config {
@@ -83,9 +95,15 @@ impl Default for Config {
             claim_batch: 500,
             lease_seconds: 60,
             max_attempts: 10,
+            retry_base_ms: 1000,
+            retry_max_ms: 3_600_000,
+            fanout_batch: 1000,
+            poll_interval_ms: 1000,
+            provider_timeout_ms: 30_000,
             retention_days: 30,
             registration_rate: 100,
             workers: true,
+            socket: crate::socket::SocketConfig::default(),
         }
     }
 }
@@ -162,6 +180,21 @@ impl Config {
         if let Some(v) = get("PUSHGATE_MAX_ATTEMPTS") {
             self.max_attempts = parse("PUSHGATE_MAX_ATTEMPTS", v)?;
         }
+        if let Some(v) = get("PUSHGATE_RETRY_BASE_MS") {
+            self.retry_base_ms = parse("PUSHGATE_RETRY_BASE_MS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_RETRY_MAX_MS") {
+            self.retry_max_ms = parse("PUSHGATE_RETRY_MAX_MS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_FANOUT_BATCH") {
+            self.fanout_batch = parse("PUSHGATE_FANOUT_BATCH", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_POLL_INTERVAL_MS") {
+            self.poll_interval_ms = parse("PUSHGATE_POLL_INTERVAL_MS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_PROVIDER_TIMEOUT_MS") {
+            self.provider_timeout_ms = parse("PUSHGATE_PROVIDER_TIMEOUT_MS", v)?;
+        }
         if let Some(v) = get("PUSHGATE_RETENTION_DAYS") {
             self.retention_days = parse("PUSHGATE_RETENTION_DAYS", v)?;
         }
@@ -171,6 +204,7 @@ impl Config {
         if let Some(v) = get("PUSHGATE_WORKERS") {
             self.workers = parse("PUSHGATE_WORKERS", v)?;
         }
+        self.socket.apply_env(&get)?;
         Ok(())
     }
 }

@@ -62,6 +62,15 @@ impl ApiError {
         Self::NotFound(format!("no such {what}"))
     }
 
+    /// The `error` object of API.md's error body: `{"code", "message", "field"?}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({"code": self.status_and_code().1, "message": self.to_string()});
+        if let Self::InvalidField { field, .. } | Self::InvalidToken { field, .. } = self {
+            error["field"] = json!(field);
+        }
+        error
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
@@ -94,17 +103,13 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let (status, _) = self.status_and_code();
         match &self {
             Self::Unavailable(e) => tracing::warn!(error = %e, "store unavailable"),
             Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
             _ => {}
         }
-        let mut error = json!({"code": code, "message": self.to_string()});
-        if let Self::InvalidField { field, .. } | Self::InvalidToken { field, .. } = &self {
-            error["field"] = json!(field);
-        }
-        let mut res = (status, axum::Json(json!({ "error": error }))).into_response();
+        let mut res = (status, axum::Json(json!({ "error": self.body() }))).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod metrics;
 pub mod server;
+pub mod socket;
 pub mod state;
 pub mod store;
 pub mod telemetry;

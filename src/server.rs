@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::rate_limit::RateLimiter;
 use crate::auth::{admin_key_hash, Authenticator};
 use crate::config::Config;
 use crate::state::AppState;
@@ -21,6 +22,9 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    /// The extra root certificates (`ca_file`) could not be read.
+    #[error("cannot read the CA file: {0}")]
+    CaFile(#[source] std::io::Error),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
@@ -45,13 +49,20 @@ impl Gateway {
             // Printed once, on the first start only: the store keeps just its hash.
             println!("pushgate: generated admin key (shown once, keep it): {key}");
         }
-        let listener =
-            TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(StartError::Serve)?;
+        let hub = crate::socket::Hub::new(store.clone(), config.socket.clone()).await?;
+        let config = Arc::new(config);
+        let delivery = crate::delivery::Delivery::new(store.clone(), config.clone()).map_err(StartError::CaFile)?;
         let state = AppState {
+            hub,
+            delivery,
             auth: Authenticator::new(store.clone(), admin_hash),
             store,
-            config: Arc::new(config),
+            registration_limit: RateLimiter::new(config.registration_rate),
+            config,
             metrics: crate::metrics::install(),
         };
         Ok(Self { state, listener, addr })
@@ -62,14 +73,24 @@ impl Gateway {
         let cancel = CancellationToken::new();
         let app = crate::api::router(self.state.clone());
         let stop = cancel.clone();
+        self.state.hub.start(cancel.clone());
+        self.state.delivery.start(cancel.clone());
+        let hub = self.state.hub.clone();
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
+                // Upgraded sockets are not HTTP connections the server waits
+                // for: tell them to go (1001) so clients move to another instance.
+                hub.close_all();
                 stop.cancel();
             })
             .await
             .map_err(StartError::Serve);
         cancel.cancel();
+        self.state.hub.stop().await;
+        // Provider calls in flight finish and are written back; claimed work
+        // not yet started is given back for another instance.
+        self.state.delivery.stop().await;
         self.state.store.close().await;
         result
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::rate_limit::RateLimiter;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::store::Store;
@@ -17,4 +18,10 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Device registrations per client key.
+    pub registration_limit: RateLimiter,
+    /// WebSocket connections of this instance, and sends to them.
+    pub hub: crate::socket::Hub,
+    /// The delivery pipeline: wake-ups for workers, progress for `wait=true`.
+    pub delivery: crate::delivery::Delivery,
 }

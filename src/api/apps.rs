@@ -2,17 +2,17 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
 use crate::auth::Auth;
 use crate::delivery::credentials;
 use crate::domain::cursor::{self, Page, PageOf};
-use crate::error::ErrorBody;
 use crate::domain::time;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{AppRow, KeyKind, KeyRow, NewApp};
@@ -104,7 +104,11 @@ fn valid_name(name: &str) -> ApiResult<String> {
 
 #[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = CreateApp,
     responses((status = 201, description = "created; the keys are shown only here", body = AppView), (status = "4XX", body = ErrorBody)))]
-async fn create(State(st): State<AppState>, Auth(who): Auth, Json(body): Json<CreateApp>) -> ApiResult<(StatusCode, axum::Json<AppView>)> {
+async fn create(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Json(body): Json<CreateApp>,
+) -> ApiResult<(StatusCode, axum::Json<AppView>)> {
     who.admin()?;
     let app = NewApp {
         name: valid_name(&body.name)?,
@@ -129,7 +133,11 @@ struct ListQuery {
 
 #[utoipa::path(get, path = "/v1/apps", tag = "apps", params(ListQuery),
     responses((status = 200, body = inline(PageOf<AppView>)), (status = "4XX", body = ErrorBody)))]
-async fn list(State(st): State<AppState>, Auth(who): Auth, Query(q): Query<ListQuery>) -> ApiResult<axum::Json<Page<AppView>>> {
+async fn list(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<AppView>>> {
     who.admin()?;
     let limit = cursor::limit(q.limit)?;
     let after = cursor::decode(q.cursor.as_deref())?;
@@ -139,7 +147,11 @@ async fn list(State(st): State<AppState>, Auth(who): Auth, Query(q): Query<ListQ
 
 #[utoipa::path(get, path = "/v1/apps/{app_id}", tag = "apps", params(("app_id" = String, Path)),
     responses((status = 200, body = AppView), (status = "4XX", body = ErrorBody)))]
-async fn read(State(st): State<AppState>, Auth(who): Auth, Path(app_id): Path<String>) -> ApiResult<axum::Json<AppView>> {
+async fn read(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(app_id): Path<String>,
+) -> ApiResult<axum::Json<AppView>> {
     who.admin()?;
     let row = st.store.app(&app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
     Ok(axum::Json(row.into()))
@@ -208,7 +220,11 @@ async fn create_key(
 
 #[utoipa::path(get, path = "/v1/apps/{app_id}/keys", tag = "apps", params(("app_id" = String, Path)),
     responses((status = 200, body = inline(PageOf<KeyView>)), (status = "4XX", body = ErrorBody)))]
-async fn list_keys(State(st): State<AppState>, Auth(who): Auth, Path(app_id): Path<String>) -> ApiResult<axum::Json<Page<KeyView>>> {
+async fn list_keys(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(app_id): Path<String>,
+) -> ApiResult<axum::Json<Page<KeyView>>> {
     who.admin()?;
     st.store.app(&app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
     let rows = st.store.list_keys(&app_id).await?;
@@ -217,7 +233,11 @@ async fn list_keys(State(st): State<AppState>, Auth(who): Auth, Path(app_id): Pa
 
 #[utoipa::path(delete, path = "/v1/apps/{app_id}/keys/{key_id}", tag = "apps", params(("app_id" = String, Path), ("key_id" = String, Path)),
     responses((status = 204, description = "revoked"), (status = "4XX", body = ErrorBody)))]
-async fn revoke_key(State(st): State<AppState>, Auth(who): Auth, Path((app_id, key_id)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn revoke_key(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path((app_id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     who.admin()?;
     let hash = st.store.revoke_key(&app_id, &key_id).await?.ok_or_else(|| ApiError::not_found("key"))?;
     st.auth.forget(&hash);

@@ -41,8 +41,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
 /// Parses a JSON object body into `T`, with API errors.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::InvalidJson("body must be a JSON object".into()));
     }

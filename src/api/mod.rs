@@ -4,10 +4,16 @@
 //! declarations and cannot drift from what is served.
 
 pub mod apps;
+pub mod deliveries;
+pub mod devices;
+pub mod groups;
 pub mod json;
 pub mod middleware;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod rate_limit;
+pub mod socket;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -18,7 +24,14 @@ use crate::state::AppState;
 
 /// Every documented route, with its OpenAPI description.
 pub fn documented() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::base()).merge(apps::router()).merge(ops::router())
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(apps::router())
+        .merge(notifications::router())
+        .merge(deliveries::router())
+        .merge(devices::router())
+        .merge(groups::router())
+        .merge(ops::router())
+        .merge(socket::router())
 }
 
 /// The whole HTTP surface.

@@ -1,38 +1,72 @@
-//! Provider credentials given by the admin: checked before they are stored,
-//! so a send never meets a key that cannot be read.
+//! Provider credentials given by the admin: parsed and turned into a working
+//! client before they are stored, so a bad key is `invalid_field` at
+//! `POST`/`PATCH /v1/apps` time and a send never meets a key that cannot sign.
 
+use std::time::Duration;
+
+use pushgate_providers::{ApnsClient, ApnsCredentials, FcmClient, FcmCredentials, ProviderConfig, ProviderError};
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::error::ApiError;
 
 /// Checks APNs credentials and returns them as JSON text to store.
-pub fn apns(value: Value, _cfg: &Config) -> Result<String, ApiError> {
-    require_fields(&value, "apns", &["team_id", "key_id", "private_key", "topic"])?;
+pub fn apns(value: Value, cfg: &Config) -> Result<String, ApiError> {
     if let Some(env) = value.get("environment") {
         if !matches!(env.as_str(), Some("production") | Some("sandbox")) {
             return Err(ApiError::field("apns.environment", "environment is \"production\" or \"sandbox\""));
         }
     }
-    Ok(value.to_string())
+    let creds: ApnsCredentials = parse(value, "apns")?;
+    ApnsClient::new(creds.clone(), &client_check_config(cfg)).map_err(|e| refused(e, "apns", "private_key"))?;
+    serde_json::to_string(&creds).map_err(|e| ApiError::field("apns", e.to_string()))
 }
 
 /// Checks FCM credentials and returns them as JSON text to store.
-pub fn fcm(value: Value, _cfg: &Config) -> Result<String, ApiError> {
-    let account = value
-        .get("service_account")
-        .ok_or_else(|| ApiError::field("fcm.service_account", "missing field `service_account`"))?;
-    require_fields(account, "fcm.service_account", &["project_id", "private_key", "client_email"])?;
-    Ok(value.to_string())
+pub fn fcm(value: Value, cfg: &Config) -> Result<String, ApiError> {
+    let creds: FcmCredentials = parse(value, "fcm")?;
+    FcmClient::new(creds.clone(), &client_check_config(cfg))
+        .map_err(|e| refused(e, "fcm.service_account", "private_key"))?;
+    serde_json::to_string(&creds).map_err(|e| ApiError::field("fcm", e.to_string()))
 }
 
-fn require_fields(value: &Value, prefix: &str, names: &[&str]) -> Result<(), ApiError> {
-    let obj = value.as_object().ok_or_else(|| ApiError::field(prefix, format!("{prefix} must be an object")))?;
-    for name in names {
-        match obj.get(*name) {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            _ => return Err(ApiError::field(format!("{prefix}.{name}"), format!("{name} must be a non-empty string"))),
-        }
+/// The provider settings of the gateway's configuration. The extra root
+/// certificates are read from `ca_file` here, once per call.
+pub fn provider_config(cfg: &Config) -> Result<ProviderConfig, std::io::Error> {
+    let extra_root_pem = cfg.ca_file.as_ref().map(std::fs::read).transpose()?;
+    Ok(ProviderConfig {
+        apns_base_url: cfg.apns_url.clone(),
+        fcm_base_url: cfg.fcm_url.clone(),
+        extra_root_pem,
+        request_timeout: Duration::from_millis(cfg.provider_timeout_ms.max(1)),
+    })
+}
+
+/// For checking credentials only: an unreadable CA file is the operator's
+/// problem (reported at startup), not the credentials'.
+fn client_check_config(cfg: &Config) -> ProviderConfig {
+    provider_config(cfg).unwrap_or_else(|_| ProviderConfig {
+        apns_base_url: cfg.apns_url.clone(),
+        fcm_base_url: cfg.fcm_url.clone(),
+        ..ProviderConfig::default()
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::field(prefix, format!("{prefix} must be an object")));
     }
-    Ok(())
+    crate::api::json::from_value(value).map_err(|e| match e {
+        ApiError::InvalidField { field, message } if field.is_empty() => ApiError::field(prefix, message),
+        ApiError::InvalidField { field, message } => ApiError::field(format!("{prefix}.{field}"), message),
+        other => other,
+    })
+}
+
+fn refused(e: ProviderError, prefix: &str, key_field: &str) -> ApiError {
+    match e {
+        ProviderError::MissingField(name) => ApiError::field(format!("{prefix}.{name}"), e.to_string()),
+        ProviderError::InvalidKey { .. } => ApiError::field(format!("{prefix}.{key_field}"), e.to_string()),
+        other => ApiError::field(prefix, other.to_string()),
+    }
 }

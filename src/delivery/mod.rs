@@ -1,3 +1,146 @@
-//! Delivery: fan-out of a send into per-device deliveries, workers, retries.
+//! Delivery: fan-out of a send into per-device deliveries, workers that claim
+//! them with a lease and call the providers, retries, and the wake-ups that
+//! connect them (`LISTEN/NOTIFY` across instances, in-process notifies, and
+//! polling as the fallback).
 
 pub mod credentials;
+mod fanout;
+pub mod retry;
+pub mod sender;
+pub mod target;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::store::{Pool, Store};
+use sender::{ProviderSender, Sender};
+
+/// The `LISTEN/NOTIFY` channel of new work.
+pub const CHANNEL: &str = "pushgate_deliveries";
+/// Payload of a notification that needs fan-out (others mean deliveries).
+const FANOUT: &str = "fanout";
+
+/// In-process wake-ups.
+#[derive(Default)]
+struct Signals {
+    /// Deliveries are due.
+    work: Notify,
+    /// A notification needs fan-out.
+    fanout: Notify,
+    /// Some deliveries reached a final state (`wait=true` callers).
+    done: Notify,
+}
+
+/// The delivery pipeline of this instance: handlers wake it, workers run in it.
+#[derive(Clone)]
+pub struct Delivery {
+    store: Store,
+    config: Arc<Config>,
+    sender: Arc<dyn Sender>,
+    signals: Arc<Signals>,
+    tasks: TaskTracker,
+}
+
+impl Delivery {
+    /// The pipeline sending through the real providers (settings from `config`).
+    pub fn new(store: Store, config: Arc<Config>) -> Result<Self, std::io::Error> {
+        let provider_config = credentials::provider_config(&config)?;
+        let sender = Arc::new(ProviderSender::new(store.clone(), provider_config));
+        Ok(Self::with_sender(store, config, sender))
+    }
+
+    /// The pipeline sending through `sender` (tests, benchmarks).
+    pub fn with_sender(store: Store, config: Arc<Config>, sender: Arc<dyn Sender>) -> Self {
+        Self { store, config, sender, signals: Arc::default(), tasks: TaskTracker::new() }
+    }
+
+    /// Starts the fan-out task, the delivery workers and (Postgres) the
+    /// listener, unless `config.workers` is off. They stop when `cancel`
+    /// fires: provider calls in flight finish and are written back, claimed
+    /// work not yet started is given back.
+    pub fn start(&self, cancel: CancellationToken) {
+        if !self.config.workers {
+            return;
+        }
+        let worker = Arc::new(worker::Worker::new(self));
+        self.tasks.spawn(worker.run(cancel.clone()));
+        self.tasks.spawn(fanout::run(self.clone(), cancel.clone()));
+        if let Pool::Postgres(pool) = self.store.pool() {
+            self.tasks.spawn(listen(pool.clone(), self.signals.clone(), cancel));
+        }
+    }
+
+    /// Waits for the tasks started by [`start`](Self::start) to finish.
+    pub async fn stop(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Wakes the workers of every instance after a commit: new deliveries
+    /// (`fanout = false`) or a notification to expand (`fanout = true`).
+    pub async fn wake(&self, fanout: bool) {
+        if fanout {
+            self.signals.fanout.notify_one();
+        } else {
+            self.signals.work.notify_one();
+        }
+        if let Err(e) = self.store.notify_work(if fanout { FANOUT } else { "" }).await {
+            // Polling picks the work up anyway.
+            tracing::warn!(error = %e, "cannot NOTIFY other instances");
+        }
+    }
+
+    /// Resolves when some deliveries of this instance reached a final state
+    /// (or after `max`, as work may finish on another instance).
+    pub async fn progress(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.signals.done.notified()).await;
+    }
+}
+
+/// Turns `NOTIFY pushgate_deliveries` from any instance into local wake-ups.
+/// A lost connection is retried after a pause; polling covers the gap.
+async fn listen(pool: sqlx::PgPool, signals: Arc<Signals>, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect the LISTEN connection; retrying");
+                pause(&cancel, Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %e, "cannot LISTEN; retrying");
+            pause(&cancel, Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                msg = listener.recv() => match msg {
+                    Ok(n) if n.payload() == FANOUT => signals.fanout.notify_one(),
+                    Ok(_) => signals.work.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+        pause(&cancel, Duration::from_millis(200)).await;
+    }
+}
+
+/// Sleeps for `d`, or less if `cancel` fires.
+async fn pause(cancel: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(d) => {}
+    }
+}

@@ -49,7 +49,11 @@ impl DeviceToken {
                     .filter(|c| !c.is_whitespace() && *c != '<' && *c != '>')
                     .map(|c| c.to_ascii_lowercase())
                     .collect();
-                if hex.len() < 64 || hex.len() > 200 || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if hex.len() < 64
+                    || hex.len() > 200
+                    || hex.len() % 2 != 0
+                    || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+                {
                     return Err(invalid("APNs device tokens are hex: 64 characters (up to 200 accepted)"));
                 }
                 Ok(Self(hex))

@@ -37,7 +37,8 @@ impl Store {
     /// Creates an app.
     pub async fn create_app(&self, app: NewApp) -> StoreResult<AppRow> {
         let now = now_ms();
-        let row = AppRow { id: new_id(), name: app.name, apns: app.apns, fcm: app.fcm, created_at: now, updated_at: now };
+        let row =
+            AppRow { id: new_id(), name: app.name, apns: app.apns, fcm: app.fcm, created_at: now, updated_at: now };
         on_pool!(self.pool(), p => sqlx::query(
             "INSERT INTO apps (id, name, apns, fcm, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)"
         )

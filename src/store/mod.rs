@@ -3,7 +3,13 @@
 //! dialects differ a query matches on [`Pool`] explicitly.
 
 mod apps;
+mod deliveries;
+mod devices;
+mod fanout;
+mod groups;
 mod keys;
+mod notifications;
+mod socket;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,7 +18,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use apps::{AppRow, NewApp};
+pub use deliveries::{ClaimedDelivery, DeadToken, DeliveryFilter, DeliveryRow, DeliveryUpdate};
+pub use devices::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
+pub use fanout::{FanoutJob, FanoutStep};
+pub use groups::GroupRow;
 pub use keys::{generate_key, hash_key, KeyKind, KeyRow};
+pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, NotificationRow};
+pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};
 
 /// Errors of the store, classified so the API can answer 503 vs 404 vs 409.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +59,17 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
+            | sqlx::Error::WorkerCrashed
+            // A connection cut during its handshake surfaces as a protocol
+            // error (EOF read as a reply): the store is unreachable, not wrong.
+            | sqlx::Error::Protocol(_) => Self::Unavailable(e),
+            // Postgres refusing connections: connection exceptions (class 08),
+            // shutting down or starting up (57P01-57P03), too many connections.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300") =>
+            {
+                Self::Unavailable(e)
+            }
             sqlx::Error::RowNotFound => Self::NotFound("row"),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict(format!("already exists: {}", db.message()))

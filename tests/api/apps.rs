@@ -38,7 +38,8 @@ async fn keys_are_scoped_and_revocable(db: Db) {
     let (status, _) = app.call(Method::GET, "/v1/apps", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let (status, key) = app.post(&format!("/v1/apps/{}/keys", keys.id), &app.admin_key, json!({"kind": "server"})).await;
+    let (status, key) =
+        app.post(&format!("/v1/apps/{}/keys", keys.id), &app.admin_key, json!({"kind": "server"})).await;
     assert_eq!(status, StatusCode::CREATED);
     let plain = key["key"].as_str().expect("plain key").to_string();
     let key_id = key["id"].as_str().expect("key id").to_string();
@@ -81,8 +82,7 @@ async fn bad_input_gets_api_errors(db: Db) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "invalid_field", Some("name"));
 
-    let (status, body) =
-        app.post("/v1/apps", &app.admin_key, json!({"name": "x", "apns": {"team_id": "T"}})).await;
+    let (status, body) = app.post("/v1/apps", &app.admin_key, json!({"name": "x", "apns": {"team_id": "T"}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "invalid_field", Some("apns.key_id"));
 

@@ -157,7 +157,13 @@ impl TestApp {
 
     /// Sends a request with an optional bearer key and JSON body; returns the
     /// status and the JSON body (Null when empty).
-    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(key) = key {
             req = req.bearer_auth(key);
@@ -261,25 +267,30 @@ macro_rules! store_tests {
 /// shared server.
 pub struct TcpProxy {
     pub addr: SocketAddr,
-    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    tunnels: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
     accept: JoinHandle<()>,
+}
+
+/// Whether the proxy forwards, and its live tunnels: one lock for both, so a
+/// connection accepted while `cut` runs cannot outlive it.
+#[derive(Default)]
+struct ProxyState {
+    cut: bool,
+    tunnels: Vec<JoinHandle<()>>,
 }
 
 impl TcpProxy {
     /// Starts forwarding a local port to `upstream` (host:port).
     pub async fn start(upstream: String) -> TcpProxy {
-        use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
-        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (open2, tunnels2) = (open.clone(), tunnels.clone());
+        let state = std::sync::Arc::new(std::sync::Mutex::new(ProxyState::default()));
+        let shared = state.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !open2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
+                let mut st = shared.lock().expect("proxy state");
+                if st.cut {
+                    continue; // dropping `inbound` resets it
                 }
                 let upstream = upstream.clone();
                 let task = tokio::spawn(async move {
@@ -287,29 +298,37 @@ impl TcpProxy {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
-                tunnels2.lock().expect("tunnels").push(task.abort_handle());
+                st.tunnels.push(task);
             }
         });
-        TcpProxy { addr, open, tunnels, accept }
+        TcpProxy { addr, state, accept }
     }
 
-    /// Resets every connection and refuses new ones until [`resume`](Self::resume).
-    pub fn cut(&self) {
-        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
-        for t in self.tunnels.lock().expect("tunnels").drain(..) {
+    /// Resets every connection and refuses new ones until [`resume`](Self::resume);
+    /// returns once every tunnel is closed.
+    pub async fn cut(&self) {
+        let tunnels = {
+            let mut st = self.state.lock().expect("proxy state");
+            st.cut = true;
+            std::mem::take(&mut st.tunnels)
+        };
+        for t in tunnels {
             t.abort();
+            let _ = t.await;
         }
     }
 
     /// Forwards again.
     pub fn resume(&self) {
-        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.state.lock().expect("proxy state").cut = false;
     }
 }
 
 impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.accept.abort();
-        self.cut();
+        if let Ok(mut st) = self.state.lock() {
+            st.tunnels.drain(..).for_each(|t| t.abort());
+        }
     }
 }

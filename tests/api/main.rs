@@ -4,4 +4,10 @@
 mod helpers;
 
 mod apps;
+mod deliveries;
+mod devices;
+mod groups;
 mod ops;
+mod pipeline;
+mod sending;
+mod socket;

@@ -60,7 +60,10 @@ async fn openapi_lists_every_route_of_the_contract(db: Db) {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let (status, body) = app.call(method.clone(), &concrete, Some("bogus-key"), None).await;
             let unrouted = status == StatusCode::NOT_FOUND && body["error"]["message"] == "no such route";
-            assert!(!unrouted && status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but not served");
+            assert!(
+                !unrouted && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but not served"
+            );
         }
     }
 }
@@ -107,7 +110,7 @@ async fn readiness_follows_the_store() {
     let ready = || async { app.http.get(app.url("/readyz")).send().await.expect("sent").status() };
     assert_eq!(ready().await, StatusCode::OK);
 
-    proxy.cut();
+    proxy.cut().await;
     assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
     let (status, body) = app.get("/v1/apps", &app.admin_key).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

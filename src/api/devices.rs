@@ -1,0 +1,364 @@
+//! The device registry: API.md, Devices. Clients register, refresh and
+//! unregister their own device; servers also list and read devices.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::json::{Json, Query};
+use super::rate_limit::Registrant;
+use crate::auth::Auth;
+use crate::domain::cursor::{self, Page, PageOf};
+use crate::domain::{names, time, DeviceToken, Platform};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+use crate::store::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
+
+/// Largest serialized `metadata` object, in bytes.
+const MAX_METADATA_BYTES: usize = 4096;
+/// Most groups one device may be in.
+const MAX_GROUPS: usize = 100;
+/// Longest `locale`, `timezone` and `app_version`.
+const MAX_SHORT_TEXT: usize = 64;
+
+/// Routes of this resource.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register, list)).routes(routes!(read, update, unregister))
+}
+
+/// APNs environment of an iOS device.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Environment {
+    /// Apps from the App Store or TestFlight.
+    #[default]
+    Production,
+    /// Development builds.
+    Sandbox,
+}
+
+impl Environment {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// `POST /v1/devices` body. Fields left out keep what a registered device
+/// has; `groups` replaces its memberships when given.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RegisterDevice {
+    platform: Platform,
+    /// APNs token (hex; spaces and `<>` are removed, letters lower-cased) or FCM registration token.
+    token: String,
+    /// The app's own stable id for the install: registration then upserts on it,
+    /// so a rotated token replaces the old one.
+    installation_id: Option<String>,
+    user_id: Option<String>,
+    groups: Option<Vec<String>>,
+    /// BCP 47, e.g. `es-UY`.
+    locale: Option<String>,
+    /// IANA, e.g. `America/Montevideo`.
+    timezone: Option<String>,
+    app_version: Option<String>,
+    /// iOS only; `production` when left out.
+    environment: Option<Environment>,
+    /// A JSON object of at most 4096 bytes.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Map<String, Value>>,
+}
+
+/// `PATCH /v1/devices/{device_id}` body: what is given is replaced; `null`
+/// clears a field.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateDevice {
+    /// A refreshed token for the device's platform; makes the device active again.
+    token: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    user_id: Option<Option<String>>,
+    /// Replaces every membership of the device.
+    groups: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    locale: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    timezone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    app_version: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Option<Map<String, Value>>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A device as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeviceView {
+    id: String,
+    platform: String,
+    token: String,
+    installation_id: Option<String>,
+    user_id: Option<String>,
+    /// Sorted.
+    groups: Vec<String>,
+    locale: Option<String>,
+    timezone: Option<String>,
+    app_version: Option<String>,
+    environment: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    /// False once a provider said the token is dead; registering again reactivates it.
+    active: bool,
+    /// The provider's reason, e.g. `Unregistered`.
+    deactivated_reason: Option<String>,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: i64,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: i64,
+    /// Last registration or token refresh.
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    last_seen_at: i64,
+}
+
+impl DeviceView {
+    /// The view of a stored device.
+    pub(crate) fn new(row: DeviceRow) -> ApiResult<Self> {
+        let metadata =
+            row.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Self {
+            groups: row.groups(),
+            id: row.id,
+            platform: row.platform,
+            token: row.token,
+            installation_id: row.installation_id,
+            user_id: row.user_id,
+            locale: row.locale,
+            timezone: row.timezone,
+            app_version: row.app_version,
+            environment: row.environment,
+            metadata,
+            active: row.active,
+            deactivated_reason: row.deactivated_reason,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            last_seen_at: row.last_seen_at,
+        })
+    }
+
+    /// The views of a page of stored devices.
+    pub(crate) fn page(rows: Vec<DeviceRow>, limit: i64) -> ApiResult<Page<Self>> {
+        let page = Page::from_rows(rows, limit, |r| r.id.clone());
+        let items = page.items.into_iter().map(Self::new).collect::<ApiResult<_>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+}
+
+/// Checks a client-given text field: 1 to `max` bytes.
+fn text(field: &str, value: Option<String>, max: usize) -> ApiResult<Option<String>> {
+    match value {
+        Some(v) if v.is_empty() || v.len() > max => {
+            Err(ApiError::field(field, format!("{field} must be 1-{max} characters")))
+        }
+        v => Ok(v),
+    }
+}
+
+/// Checks an opaque id (user id, installation id).
+fn opaque(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
+    if let Some(v) = &value {
+        names::opaque(field, v)?;
+    }
+    Ok(value)
+}
+
+/// Checks group names; returns them sorted without duplicates.
+fn groups(value: Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
+    let Some(mut names) = value else { return Ok(None) };
+    for (i, name) in names.iter().enumerate() {
+        names::group(&format!("groups[{i}]"), name)?;
+    }
+    names.sort_unstable();
+    names.dedup();
+    if names.len() > MAX_GROUPS {
+        return Err(ApiError::field("groups", format!("a device may be in at most {MAX_GROUPS} groups")));
+    }
+    Ok(Some(names))
+}
+
+/// Serializes `metadata` for the store, within its size limit.
+fn metadata(value: Option<Map<String, Value>>) -> ApiResult<Option<String>> {
+    let Some(map) = value else { return Ok(None) };
+    let text = Value::Object(map).to_string();
+    if text.len() > MAX_METADATA_BYTES {
+        return Err(ApiError::field(
+            "metadata",
+            format!("metadata must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+        ));
+    }
+    Ok(Some(text))
+}
+
+/// Applies `check` to a PATCH field that may be left out or null.
+fn patched<T, U>(
+    value: Option<Option<T>>,
+    check: impl FnOnce(Option<T>) -> ApiResult<Option<U>>,
+) -> ApiResult<Option<Option<U>>> {
+    value.map(check).transpose()
+}
+
+impl RegisterDevice {
+    fn validate(self) -> ApiResult<NewDevice> {
+        let token = DeviceToken::parse(self.platform, &self.token, "token")?.into_string();
+        // The environment only steers APNs; iOS devices default to production.
+        let environment = match self.platform {
+            Platform::Ios => Some(self.environment.unwrap_or_default()),
+            _ => self.environment,
+        };
+        Ok(NewDevice {
+            platform: self.platform,
+            token,
+            installation_id: opaque("installation_id", self.installation_id)?,
+            user_id: opaque("user_id", self.user_id)?,
+            groups: groups(self.groups)?,
+            locale: text("locale", self.locale, MAX_SHORT_TEXT)?,
+            timezone: text("timezone", self.timezone, MAX_SHORT_TEXT)?,
+            app_version: text("app_version", self.app_version, MAX_SHORT_TEXT)?,
+            environment: environment.map(|e| e.as_str().to_string()),
+            metadata: metadata(self.metadata)?,
+        })
+    }
+}
+
+impl UpdateDevice {
+    fn validate(self, platform: Platform) -> ApiResult<DevicePatch> {
+        Ok(DevicePatch {
+            token: self
+                .token
+                .map(|t| DeviceToken::parse(platform, &t, "token"))
+                .transpose()?
+                .map(DeviceToken::into_string),
+            user_id: patched(self.user_id, |v| opaque("user_id", v))?,
+            groups: groups(self.groups)?,
+            locale: patched(self.locale, |v| text("locale", v, MAX_SHORT_TEXT))?,
+            timezone: patched(self.timezone, |v| text("timezone", v, MAX_SHORT_TEXT))?,
+            app_version: patched(self.app_version, |v| text("app_version", v, MAX_SHORT_TEXT))?,
+            metadata: patched(self.metadata, metadata)?,
+        })
+    }
+}
+
+#[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = RegisterDevice,
+    description = "Registers a device, or refreshes the one with the same `installation_id` (when given) or the same \
+        (platform, token). A refreshed device is active again. Client keys are rate-limited per key.",
+    responses((status = 201, description = "a new device", body = DeviceView),
+        (status = 200, description = "an existing device, refreshed", body = DeviceView),
+        (status = "4XX", body = ErrorBody)))]
+async fn register(
+    State(st): State<AppState>,
+    Registrant(app_id): Registrant,
+    Json(body): Json<RegisterDevice>,
+) -> ApiResult<(StatusCode, axum::Json<DeviceView>)> {
+    let device = body.validate()?;
+    let (row, created) = st.store.register_device(&app_id, &device).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(DeviceView::new(row)?)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    user_id: Option<String>,
+    /// Members of this group.
+    group: Option<String>,
+    platform: Option<Platform>,
+    /// `true`: active devices only; `false`: deactivated ones only.
+    active: Option<bool>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(ListQuery),
+    description = "Newest first. Needs the app's server key.",
+    responses((status = 200, body = inline(PageOf<DeviceView>)), (status = "4XX", body = ErrorBody)))]
+async fn list(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<DeviceView>>> {
+    let app_id = who.server_app()?;
+    let limit = cursor::limit(q.limit)?;
+    let after = cursor::decode(q.cursor.as_deref())?;
+    let filter = DeviceFilter {
+        user_id: q.user_id.as_deref(),
+        group: q.group.as_deref(),
+        platform: q.platform,
+        active: q.active,
+    };
+    let rows = st.store.list_devices(app_id, &filter, after.as_deref(), limit + 1).await?;
+    Ok(axum::Json(DeviceView::page(rows, limit)?))
+}
+
+/// Reads a device of the caller's app, or `not_found`.
+async fn find(st: &AppState, app_id: &str, id: &str) -> ApiResult<DeviceRow> {
+    st.store.device_by_id(app_id, id).await?.ok_or_else(|| ApiError::not_found("device"))
+}
+
+#[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
+    description = "Needs the app's server key.",
+    responses((status = 200, body = DeviceView), (status = "4XX", body = ErrorBody)))]
+async fn read(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<DeviceView>> {
+    let row = find(&st, who.server_app()?, &id).await?;
+    Ok(axum::Json(DeviceView::new(row)?))
+}
+
+#[utoipa::path(patch, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
+    request_body = UpdateDevice,
+    description = "A `token` held by another device of the app is a `conflict`.",
+    responses((status = 200, body = DeviceView), (status = "4XX", body = ErrorBody)))]
+async fn update(
+    State(st): State<AppState>,
+    Registrant(app_id): Registrant,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateDevice>,
+) -> ApiResult<axum::Json<DeviceView>> {
+    let current = find(&st, &app_id, &id).await?;
+    let patch = body.validate(current.parsed_platform()?)?;
+    let row = st.store.update_device(&app_id, &id, &patch).await?.ok_or_else(|| ApiError::not_found("device"))?;
+    Ok(axum::Json(DeviceView::new(row)?))
+}
+
+#[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
+    description = "Unregisters the device (e.g. at logout) and removes it from its groups.",
+    responses((status = 204, description = "unregistered"), (status = "4XX", body = ErrorBody)))]
+async fn unregister(
+    State(st): State<AppState>,
+    Registrant(app_id): Registrant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if st.store.delete_device(&app_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("device"))
+    }
+}

@@ -1,0 +1,451 @@
+//! Sending: API.md, Sending. A send is answered 202 only once the
+//! notification and its target are committed; workers deliver it.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pushgate_providers::{DeliveryOptions, NotificationInfo, PayloadError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::json::{self, Json, Query};
+use crate::auth::Auth;
+use crate::delivery::target::Target;
+use crate::domain::{ids::new_id, names, time};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+use crate::store::{Created, NewNotification, NotificationRow};
+
+/// `wait=true` answers at most this many per-device results.
+const MAX_WAIT_RESULTS: i64 = 10_000;
+/// Longest `timeout_ms`.
+const MAX_WAIT_MS: u64 = 60_000;
+
+/// Routes of this resource.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(read, cancel))
+        .routes(routes!(send_to_device))
+        .routes(routes!(send_to_group))
+}
+
+/// Body of the device and group send endpoints.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    /// NotificationInfo: title, body (or message), data, action, object, sound, badge, image,
+    /// category, thread_id, channel_id, silent, apns, fcm.
+    #[schema(value_type = Object)]
+    notification: NotificationInfo,
+    /// `{priority: high|normal, ttl_seconds, collapse_key, send_at}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    options: Option<DeliveryOptions>,
+}
+
+/// Body of `POST /v1/notifications`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SendToBody {
+    /// One of `{device_ids: [..]}`, `{user_ids: [..]}`, `{group: ".."}`,
+    /// `{tokens: [{platform, token}]}`, `{all: true}`.
+    #[schema(value_type = Object)]
+    to: Value,
+    #[schema(value_type = Object)]
+    notification: NotificationInfo,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    options: Option<DeliveryOptions>,
+}
+
+/// `?wait=true&timeout_ms=`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WaitQuery {
+    /// Answer 200 with per-device results once every delivery is final.
+    wait: Option<bool>,
+    /// How long to wait (default 10000, at most 60000); then 202 as without `wait`.
+    timeout_ms: Option<u64>,
+}
+
+/// The 202 answer.
+#[derive(Serialize, ToSchema)]
+struct AcceptedView {
+    id: String,
+    /// `queued`, `scheduled`, or `completed` when nothing was targeted.
+    status: String,
+    targeted: i64,
+}
+
+/// One device's result (`wait=true`).
+#[derive(Serialize, ToSchema)]
+struct ResultView {
+    device_id: Option<String>,
+    platform: String,
+    /// Set for `tokens` targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    status: String,
+    reason: Option<String>,
+}
+
+/// The 200 answer of `wait=true`.
+#[derive(Serialize, ToSchema)]
+struct ResultsView {
+    id: String,
+    /// `completed` (or `cancelled`).
+    status: String,
+    targeted: i64,
+    results: Vec<ResultView>,
+}
+
+/// Deliveries of a notification by state.
+#[derive(Serialize, ToSchema)]
+struct Counts {
+    targeted: i64,
+    pending: i64,
+    delivered: i64,
+    failed: i64,
+    expired: i64,
+    cancelled: i64,
+}
+
+/// A notification with its status and counts.
+#[derive(Serialize, ToSchema)]
+struct NotificationView {
+    id: String,
+    /// scheduled | queued | sending | completed | cancelled
+    status: String,
+    targeted: i64,
+    counts: Counts,
+    #[schema(value_type = Object)]
+    to: Value,
+    #[schema(value_type = Object)]
+    notification: Value,
+    #[schema(value_type = Object)]
+    options: Value,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    send_at: i64,
+    #[serde(serialize_with = "time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<i64>,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: i64,
+    #[serde(serialize_with = "time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: i64,
+    #[serde(serialize_with = "time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    completed_at: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/v1/notifications", tag = "sending", request_body = SendToBody,
+    params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer; 24 h")),
+    responses((status = 202, body = AcceptedView), (status = 200, description = "wait=true: every delivery is final", body = ResultsView),
+        (status = "4XX", body = ErrorBody)))]
+async fn send(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    headers: HeaderMap,
+    Query(wait): Query<WaitQuery>,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    let app_id = who.server_app()?.to_string();
+    let hash = request_hash("/v1/notifications", &body);
+    let req: SendToBody = json::from_value(body)?;
+    let target = Target::parse(&req.to)?;
+    accept(&st, &app_id, target, req.notification, req.options, &headers, hash, wait).await
+}
+
+#[utoipa::path(post, path = "/v1/devices/{device_id}/notifications", tag = "sending", request_body = SendBody,
+    params(("device_id" = String, Path), WaitQuery, ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedView), (status = 200, body = ResultsView), (status = "4XX", body = ErrorBody)))]
+async fn send_to_device(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(device_id): Path<String>,
+    headers: HeaderMap,
+    Query(wait): Query<WaitQuery>,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    let app_id = who.server_app()?.to_string();
+    names::opaque("device_id", &device_id)?;
+    let hash = request_hash(&format!("/v1/devices/{device_id}/notifications"), &body);
+    let req: SendBody = json::from_value(body)?;
+    accept(&st, &app_id, Target::DeviceIds(vec![device_id]), req.notification, req.options, &headers, hash, wait).await
+}
+
+#[utoipa::path(post, path = "/v1/groups/{name}/notifications", tag = "sending", request_body = SendBody,
+    params(("name" = String, Path), WaitQuery, ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedView), (status = 200, body = ResultsView), (status = "4XX", body = ErrorBody)))]
+async fn send_to_group(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Query(wait): Query<WaitQuery>,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    let app_id = who.server_app()?.to_string();
+    names::group("name", &name)?;
+    let hash = request_hash(&format!("/v1/groups/{name}/notifications"), &body);
+    let req: SendBody = json::from_value(body)?;
+    accept(&st, &app_id, Target::Group(name), req.notification, req.options, &headers, hash, wait).await
+}
+
+/// Validates, stores durably, wakes the workers, and answers (or waits).
+#[allow(clippy::too_many_arguments)]
+async fn accept(
+    st: &AppState,
+    app_id: &str,
+    target: Target,
+    mut info: NotificationInfo,
+    options: Option<DeliveryOptions>,
+    headers: &HeaderMap,
+    hash: String,
+    wait: WaitQuery,
+) -> ApiResult<Response> {
+    let options = options.unwrap_or_default();
+    let now = time::now_ms();
+    let send_at = match &options.send_at {
+        Some(s) => time::parse_rfc3339(s)
+            .ok_or_else(|| ApiError::field("options.send_at", "send_at must be an RFC 3339 time"))?,
+        None => now,
+    };
+    let send_at = send_at.max(now);
+    let expires_at = options.ttl_seconds.map(|ttl| send_at + i64::from(ttl) * 1000);
+    let timeout = Duration::from_millis(wait.timeout_ms.unwrap_or(10_000));
+    if wait.timeout_ms.is_some_and(|t| t > MAX_WAIT_MS) {
+        return Err(ApiError::field("timeout_ms", format!("timeout_ms is at most {MAX_WAIT_MS}")));
+    }
+    let key = idempotency_key(headers)?;
+    let id = new_id();
+    info.id = Some(id.clone());
+    check_payload(&info, &options)?;
+    let app = st.store.app(app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    let info_json = serde_json::to_string(&info).map_err(|e| ApiError::field("notification", e.to_string()))?;
+    let options_json = serde_json::to_string(&options).map_err(|e| ApiError::field("options", e.to_string()))?;
+    let created = st
+        .store
+        .create_notification(&NewNotification {
+            id: &id,
+            app_id,
+            target: &target,
+            info: &info_json,
+            options: &options_json,
+            send_at,
+            expires_at,
+            providers: (app.apns.is_some(), app.fcm.is_some()),
+            idempotency: key.as_deref().map(|k| (k, hash.as_str())),
+            now,
+        })
+        .await?;
+    let accepted = match created {
+        Created::New(a) => {
+            if !target.is_explicit() {
+                st.delivery.wake(true).await;
+            } else if a.status == "queued" {
+                st.delivery.wake(false).await;
+            }
+            a
+        }
+        Created::Replayed(a) => a,
+        Created::KeyReused => {
+            return Err(ApiError::Conflict("this Idempotency-Key was used with another request".into()))
+        }
+        Created::NotFound(what) => return Err(ApiError::not_found(what)),
+        Created::NoProvider(platforms) => {
+            return Err(ApiError::NoProvider(format!(
+                "the app has no provider credentials for {}",
+                platforms.join(", ")
+            )))
+        }
+    };
+    if wait.wait == Some(true) {
+        if let Some(results) = wait_for_results(st, app_id, &accepted.id, timeout).await? {
+            return Ok((StatusCode::OK, axum::Json(results)).into_response());
+        }
+    }
+    let view = AcceptedView { id: accepted.id, status: accepted.status, targeted: accepted.targeted };
+    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
+}
+
+/// Polls (woken by this instance's workers) until the notification is final
+/// or `timeout` passes.
+async fn wait_for_results(st: &AppState, app_id: &str, id: &str, timeout: Duration) -> ApiResult<Option<ResultsView>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let row = st.store.notification(app_id, id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
+        if row.status == "completed" || row.status == "cancelled" {
+            let results = st.store.delivery_results(id, MAX_WAIT_RESULTS).await?;
+            return Ok(Some(ResultsView {
+                id: row.id,
+                status: row.status,
+                targeted: row.targeted,
+                results: results
+                    .into_iter()
+                    .map(|r| ResultView {
+                        token: r.device_id.is_none().then_some(r.token),
+                        device_id: r.device_id,
+                        platform: r.platform,
+                        status: r.status,
+                        reason: r.reason,
+                    })
+                    .collect(),
+            }));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        st.delivery.progress(left.min(Duration::from_millis(100))).await;
+    }
+}
+
+/// Refuses what no provider would accept: 413 over the size limits.
+fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> ApiResult<()> {
+    let map = |e: PayloadError, raw_field: &str| match e {
+        PayloadError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        PayloadError::CollapseIdTooLong { .. } => ApiError::field("options.collapse_key", e.to_string()),
+        other => ApiError::field(raw_field, other.to_string()),
+    };
+    pushgate_providers::apns::payload::build(info, options).map_err(|e| map(e, "notification.apns"))?;
+    pushgate_providers::fcm::message::build("token", info, options).map_err(|e| map(e, "notification.fcm"))?;
+    Ok(())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255);
+    key.map(|k| Some(k.to_string()))
+        .ok_or_else(|| ApiError::field("Idempotency-Key", "Idempotency-Key must be 1-255 visible ASCII characters"))
+}
+
+/// SHA-256 of the route and the body with object keys sorted, so a retry
+/// with the same JSON (in any key order or spacing) matches.
+fn request_hash(route: &str, body: &Value) -> String {
+    fn canonical(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::from(route);
+    text.push('\n');
+    canonical(body, &mut text);
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[utoipa::path(get, path = "/v1/notifications/{id}", tag = "sending", params(("id" = String, Path)),
+    responses((status = 200, body = NotificationView), (status = "4XX", body = ErrorBody)))]
+async fn read(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<NotificationView>> {
+    let app_id = who.server_app()?;
+    let row = st.store.notification(app_id, &id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
+    Ok(axum::Json(view(&st, row).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/notifications/{id}", tag = "sending", params(("id" = String, Path)),
+    responses((status = 200, description = "cancelled: what was not sent will not be", body = NotificationView),
+        (status = 409, description = "already completed", body = ErrorBody), (status = "4XX", body = ErrorBody)))]
+async fn cancel(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<NotificationView>> {
+    let app_id = who.server_app()?;
+    st.store
+        .cancel_notification(app_id, &id, time::now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification"))?;
+    let row = st.store.notification(app_id, &id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
+    Ok(axum::Json(view(&st, row).await?))
+}
+
+async fn view(st: &AppState, row: NotificationRow) -> ApiResult<NotificationView> {
+    let mut counts = Counts { targeted: row.targeted, pending: 0, delivered: 0, failed: 0, expired: 0, cancelled: 0 };
+    for (status, n) in st.store.delivery_counts(&row.id).await? {
+        match status.as_str() {
+            "delivered" => counts.delivered = n,
+            "failed" => counts.failed = n,
+            "expired" => counts.expired = n,
+            "cancelled" => counts.cancelled = n,
+            _ => {}
+        }
+    }
+    // Devices not yet expanded by the fan-out are pending too.
+    counts.pending = (row.targeted - counts.delivered - counts.failed - counts.expired - counts.cancelled).max(0);
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    let status = if row.status == "scheduled" && row.send_at <= time::now_ms() { "queued".into() } else { row.status };
+    let mut notification = parse(&row.info);
+    if let Some(obj) = notification.as_object_mut() {
+        obj.remove("id");
+    }
+    Ok(NotificationView {
+        id: row.id,
+        status,
+        targeted: row.targeted,
+        counts,
+        to: parse(&row.target),
+        notification,
+        options: parse(&row.options),
+        send_at: row.send_at,
+        expires_at: row.expires_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        completed_at: row.completed_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_hash_ignores_key_order_but_not_values() {
+        let a = request_hash("/r", &json!({"to": {"all": true}, "notification": {"title": "x", "body": "y"}}));
+        let b = request_hash("/r", &json!({"notification": {"body": "y", "title": "x"}, "to": {"all": true}}));
+        let c = request_hash("/r", &json!({"notification": {"body": "z", "title": "x"}, "to": {"all": true}}));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(
+            a,
+            request_hash("/other", &json!({"to": {"all": true}, "notification": {"title": "x", "body": "y"}}))
+        );
+    }
+}

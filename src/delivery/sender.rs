@@ -1,0 +1,140 @@
+//! Sending one delivery: the [`Sender`] seam the workers call, and its real
+//! implementation over the providers' HTTP/2 clients, cached per app.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use futures_util::future::BoxFuture;
+use pushgate_providers::{
+    ApnsClient, ApnsCredentials, DeliveryOptions, FcmClient, FcmCredentials, NotificationInfo, Outcome, ProviderConfig,
+};
+
+use crate::domain::Platform;
+use crate::store::{Store, StoreResult};
+
+/// A notification as the workers keep it: parsed once, shared by all its
+/// deliveries.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Notification id.
+    pub id: String,
+    /// What it says (with `id` set).
+    pub info: NotificationInfo,
+    /// How to deliver it.
+    pub options: DeliveryOptions,
+    /// End of the TTL (ms).
+    pub expires_at: Option<i64>,
+    /// `ttl_seconds: 0`: one attempt, no retries.
+    pub ttl_zero: bool,
+}
+
+/// One delivery to send.
+#[derive(Debug)]
+pub struct Job {
+    /// Delivery id.
+    pub delivery_id: i64,
+    /// Its app.
+    pub app_id: String,
+    /// The app's `updated_at`: its credentials' version.
+    pub app_version: i64,
+    /// Which provider.
+    pub platform: Platform,
+    /// Device token.
+    pub token: String,
+    /// The notification.
+    pub notification: Arc<Prepared>,
+}
+
+/// Sends one delivery and says what became of it. Never fails: every
+/// problem is an [`Outcome`].
+pub trait Sender: Send + Sync + 'static {
+    /// Sends `job`.
+    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Outcome>;
+}
+
+/// The reason of deliveries to a platform the app has no credentials for.
+pub const NO_PROVIDER: &str = "no_provider";
+
+/// Provider clients of one app at one credentials version.
+struct AppClients {
+    version: i64,
+    apns: Option<Result<Arc<ApnsClient>, String>>,
+    fcm: Option<Result<Arc<FcmClient>, String>>,
+}
+
+/// Sends through APNs and FCM. Clients are created once per app from its
+/// stored credentials and replaced when the app's `updated_at` changes.
+pub struct ProviderSender {
+    store: Store,
+    config: ProviderConfig,
+    clients: DashMap<String, Arc<AppClients>>,
+    // Builds clients one at a time, so a burst of first sends to a new app
+    // creates its connections once.
+    building: tokio::sync::Mutex<()>,
+}
+
+impl ProviderSender {
+    /// A sender reading credentials from `store`.
+    pub fn new(store: Store, config: ProviderConfig) -> Self {
+        Self { store, config, clients: DashMap::new(), building: tokio::sync::Mutex::new(()) }
+    }
+
+    async fn clients(&self, app_id: &str, version: i64) -> StoreResult<Option<Arc<AppClients>>> {
+        if let Some(hit) = self.clients.get(app_id).filter(|c| c.version == version) {
+            return Ok(Some(hit.clone()));
+        }
+        let _building = self.building.lock().await;
+        if let Some(hit) = self.clients.get(app_id).filter(|c| c.version == version) {
+            return Ok(Some(hit.clone()));
+        }
+        let Some(app) = self.store.app(app_id).await? else { return Ok(None) };
+        let apns = app.apns.as_deref().map(|json| {
+            serde_json::from_str::<ApnsCredentials>(json)
+                .map_err(|e| e.to_string())
+                .and_then(|c| ApnsClient::new(c, &self.config).map_err(|e| e.to_string()))
+                .map(Arc::new)
+        });
+        let fcm = app.fcm.as_deref().map(|json| {
+            serde_json::from_str::<FcmCredentials>(json)
+                .map_err(|e| e.to_string())
+                .and_then(|c| FcmClient::new(c, &self.config).map_err(|e| e.to_string()))
+                .map(Arc::new)
+        });
+        for err in [apns.as_ref().and_then(|r| r.as_ref().err()), fcm.as_ref().and_then(|r| r.as_ref().err())]
+            .into_iter()
+            .flatten()
+        {
+            tracing::error!(app_id, error = %err, "stored provider credentials are unusable");
+        }
+        let clients = Arc::new(AppClients { version: app.updated_at, apns, fcm });
+        self.clients.insert(app_id.to_string(), clients.clone());
+        Ok(Some(clients))
+    }
+}
+
+impl Sender for ProviderSender {
+    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let clients = match self.clients(&job.app_id, job.app_version).await {
+                Ok(Some(c)) => c,
+                Ok(None) => return Outcome::Rejected { reason: "the app no longer exists".into(), status: None },
+                Err(e) => return Outcome::Retry { after: None, reason: format!("store: {e}"), status: None },
+            };
+            let info = &job.notification.info;
+            let opts = &job.notification.options;
+            let unusable = |e: &String| Outcome::Rejected { reason: format!("invalid credentials: {e}"), status: None };
+            match job.platform {
+                Platform::Ios => match &clients.apns {
+                    Some(Ok(client)) => client.send(&job.token, info, opts).await,
+                    Some(Err(e)) => unusable(e),
+                    None => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
+                },
+                Platform::Android => match &clients.fcm {
+                    Some(Ok(client)) => client.send(&job.token, info, opts).await,
+                    Some(Err(e)) => unusable(e),
+                    None => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
+                },
+            }
+        })
+    }
+}

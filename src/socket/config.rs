@@ -1,0 +1,63 @@
+//! Settings of the socket channel (`[socket]` in pushgate.toml,
+//! `PUSHGATE_SOCKET_*` in the environment).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// How sockets are kept alive, buffered and replayed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketConfig {
+    /// A connection silent for this long is pinged; silent for twice this long, closed.
+    pub ping_interval_ms: u64,
+    /// Messages queued per connection before it counts as too slow and is dropped.
+    pub buffer: usize,
+    /// How long sent messages are kept for clients reconnecting with `since`.
+    pub replay_seconds: u64,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self { ping_interval_ms: 30_000, buffer: 256, replay_seconds: 300 }
+    }
+}
+
+impl SocketConfig {
+    /// The keepalive period (at least 10 ms, so a zero in the config cannot spin).
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms.max(10))
+    }
+
+    /// Per-connection queue capacity (at least 1: a zero-capacity channel cannot exist).
+    pub fn buffer(&self) -> usize {
+        self.buffer.max(1)
+    }
+
+    /// The replay window.
+    pub fn replay_window(&self) -> Duration {
+        Duration::from_secs(self.replay_seconds)
+    }
+
+    /// Overrides settings from `PUSHGATE_SOCKET_*` variables read by `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env { name, value, why: e.to_string() })
+        }
+        if let Some(v) = get("PUSHGATE_SOCKET_PING_INTERVAL_MS") {
+            self.ping_interval_ms = parse("PUSHGATE_SOCKET_PING_INTERVAL_MS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_SOCKET_BUFFER") {
+            self.buffer = parse("PUSHGATE_SOCKET_BUFFER", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_SOCKET_REPLAY_SECONDS") {
+            self.replay_seconds = parse("PUSHGATE_SOCKET_REPLAY_SECONDS", v)?;
+        }
+        Ok(())
+    }
+}

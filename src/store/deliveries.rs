@@ -1,0 +1,304 @@
+//! Deliveries: the queue (claims with a lease, batch write-back) and the log.
+
+use serde::Serialize;
+
+use super::notifications::Dialect;
+use super::{on_pool, Pool, Store, StoreResult};
+
+/// A delivery taken by a worker.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    /// Delivery id.
+    pub id: i64,
+    /// Its app.
+    pub app_id: String,
+    /// Its notification.
+    pub notification_id: String,
+    /// Registered device, if any.
+    pub device_id: Option<String>,
+    /// `ios` / `android`.
+    pub platform: String,
+    /// Token to send to.
+    pub token: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+/// The result of one attempt, written back in batches.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeliveryUpdate {
+    /// Delivery id.
+    pub id: i64,
+    /// New status (`pending` for a retry).
+    pub status: &'static str,
+    /// 1 when a provider call was made, else 0.
+    pub inc: i32,
+    /// Next attempt (ms), for a retry.
+    pub next_attempt_at: i64,
+    /// Provider HTTP status.
+    pub provider_status: Option<i32>,
+    /// Provider reason.
+    pub reason: Option<String>,
+    /// `apns-id` / FCM message name.
+    pub provider_message_id: Option<String>,
+    /// When delivered (ms).
+    pub delivered_at: Option<i64>,
+}
+
+/// A device whose token a provider declared dead.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadToken {
+    /// Its app.
+    pub app_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// The token that was refused: a device that has refreshed its token since stays active.
+    pub token: String,
+    /// Provider reason.
+    pub reason: String,
+}
+
+/// A row of the delivery log.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DeliveryRow {
+    /// Delivery id.
+    pub id: i64,
+    /// Its app.
+    pub app_id: String,
+    /// Its notification.
+    pub notification_id: String,
+    /// Registered device, if any.
+    pub device_id: Option<String>,
+    /// `ios` / `android`.
+    pub platform: String,
+    /// pending | delivered | failed | expired | cancelled.
+    pub status: String,
+    /// Provider calls made.
+    pub attempts: i32,
+    /// Next attempt (ms), while pending.
+    pub next_attempt_at: i64,
+    /// Provider HTTP status of the last answer.
+    pub provider_status: Option<i32>,
+    /// Provider reason of the last answer.
+    pub reason: Option<String>,
+    /// `apns-id` / FCM message name.
+    pub provider_message_id: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+    /// When delivered (ms).
+    pub delivered_at: Option<i64>,
+}
+
+/// Filters of `GET /v1/deliveries`.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    /// Only this app (always set for server keys).
+    pub app_id: Option<String>,
+    /// Only this notification.
+    pub notification_id: Option<String>,
+    /// Only this device.
+    pub device_id: Option<String>,
+    /// Only devices of this user.
+    pub user_id: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this platform.
+    pub platform: Option<String>,
+    /// Created at or after (ms).
+    pub since: Option<i64>,
+    /// Created before (ms).
+    pub until: Option<i64>,
+    /// Ids below this (the cursor).
+    pub before_id: Option<i64>,
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl Store {
+    /// Claims up to `limit` due deliveries in one short statement, committed
+    /// before any provider call. The lease is `next_attempt_at` moved to
+    /// `lease_until`: a claimed row leaves the due range, and comes back by
+    /// itself when a crashed worker's lease runs out. Postgres skips rows
+    /// another instance is claiming (`FOR UPDATE SKIP LOCKED`); SQLite has
+    /// one writer.
+    pub async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
+        let lock = if self.is_postgres() { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts"
+        );
+        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, ClaimedDelivery>(&sql)
+            .bind(now).bind(lease_until).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Notifications whose deliveries are being sent become `sending`.
+    pub async fn mark_sending(&self, ids: &[String], now: i64) -> StoreResult<()> {
+        let sql = format!(
+            "UPDATE notifications SET status = 'sending', updated_at = $1 WHERE status IN ('scheduled', 'queued') \
+             AND id IN {}",
+            Dialect::of(self.pool()).json_strings(2)
+        );
+        let ids = serde_json::to_string(ids)?;
+        on_pool!(self.pool(), p => sqlx::query(&sql).bind(now).bind(&ids).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Writes a batch of results back and deactivates dead tokens' devices,
+    /// in one transaction of two statements. Only rows still pending change
+    /// (a cancel may have finished them meanwhile).
+    pub async fn write_back(&self, updates: &[DeliveryUpdate], dead: &[DeadToken], now: i64) -> StoreResult<()> {
+        let updates_json = serde_json::to_string(updates)?;
+        let dead_json = serde_json::to_string(dead)?;
+        match self.pool() {
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query(
+                    "UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, \
+                     next_attempt_at = v.next_attempt_at, lease_until = NULL, \
+                     provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
+                     provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
+                     FROM json_to_recordset($1::json) AS v(id bigint, status text, inc int, next_attempt_at bigint, \
+                     provider_status int, reason text, provider_message_id text, delivered_at bigint) \
+                     WHERE d.id = v.id AND d.status = 'pending'",
+                )
+                .bind(&updates_json)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if !dead.is_empty() {
+                    sqlx::query(
+                        "UPDATE devices d SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
+                         FROM json_to_recordset($1::json) AS v(app_id text, device_id text, token text, reason text) \
+                         WHERE d.id = v.device_id AND d.app_id = v.app_id AND d.token = v.token AND d.active",
+                    )
+                    .bind(&dead_json)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query(
+                    "UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + v.inc, \
+                     next_attempt_at = v.next_attempt_at, lease_until = NULL, \
+                     provider_status = COALESCE(v.provider_status, deliveries.provider_status), reason = v.reason, \
+                     provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
+                     FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.status') AS status, \
+                     json_extract(value, '$.inc') AS inc, json_extract(value, '$.next_attempt_at') AS next_attempt_at, \
+                     json_extract(value, '$.provider_status') AS provider_status, \
+                     json_extract(value, '$.reason') AS reason, \
+                     json_extract(value, '$.provider_message_id') AS provider_message_id, \
+                     json_extract(value, '$.delivered_at') AS delivered_at FROM json_each($1)) AS v \
+                     WHERE deliveries.id = v.id AND deliveries.status = 'pending'",
+                )
+                .bind(&updates_json)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if !dead.is_empty() {
+                    sqlx::query(
+                        "UPDATE devices SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
+                         FROM (SELECT json_extract(value, '$.app_id') AS app_id, \
+                         json_extract(value, '$.device_id') AS device_id, json_extract(value, '$.token') AS token, \
+                         json_extract(value, '$.reason') AS reason FROM json_each($1)) AS v \
+                         WHERE devices.id = v.device_id AND devices.app_id = v.app_id AND devices.token = v.token \
+                         AND devices.active",
+                    )
+                    .bind(&dead_json)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives claimed deliveries back (shutdown before sending): due at once.
+    pub async fn release_deliveries(&self, ids: &[i64], now: i64) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE deliveries SET lease_until = NULL, next_attempt_at = $1 WHERE status = 'pending' AND id IN {}",
+            Dialect::of(self.pool()).json_ints(2)
+        );
+        let ids = serde_json::to_string(ids)?;
+        on_pool!(self.pool(), p => sqlx::query(&sql).bind(now).bind(&ids).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// When the earliest pending delivery is due (ms), if any.
+    pub async fn next_due(&self) -> StoreResult<Option<i64>> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+        ).fetch_one(p).await?))
+    }
+
+    /// `updated_at` of apps, which versions their credentials.
+    pub async fn app_versions(&self, ids: &[String]) -> StoreResult<Vec<(String, i64)>> {
+        let sql = format!("SELECT id, updated_at FROM apps WHERE id IN {}", Dialect::of(self.pool()).json_strings(1));
+        let ids = serde_json::to_string(ids)?;
+        Ok(on_pool!(self.pool(), p => sqlx::query_as(&sql).bind(&ids).fetch_all(p).await?))
+    }
+
+    /// The delivery log, newest first, `limit` rows.
+    pub async fn list_deliveries(&self, f: &DeliveryFilter, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
+        let mut sql = String::from(
+            "SELECT id, app_id, notification_id, device_id, platform, status, attempts, next_attempt_at, \
+             provider_status, reason, provider_message_id, created_at, updated_at, delivered_at FROM deliveries WHERE 1 = 1",
+        );
+        let mut args: Vec<Arg> = Vec::new();
+        let mut push = |sql: &mut String, cond: &str, arg: Arg| {
+            args.push(arg);
+            sql.push_str(&cond.replace("$?", &format!("${}", args.len())));
+        };
+        if let Some(v) = &f.app_id {
+            push(&mut sql, " AND app_id = $?", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &f.notification_id {
+            push(&mut sql, " AND notification_id = $?", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &f.device_id {
+            push(&mut sql, " AND device_id = $?", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &f.user_id {
+            push(&mut sql, " AND device_id IN (SELECT u.id FROM devices u WHERE u.user_id = $?)", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &f.status {
+            push(&mut sql, " AND status = $?", Arg::Text(v.clone()));
+        }
+        if let Some(v) = &f.platform {
+            push(&mut sql, " AND platform = $?", Arg::Text(v.clone()));
+        }
+        if let Some(v) = f.since {
+            push(&mut sql, " AND created_at >= $?", Arg::Int(v));
+        }
+        if let Some(v) = f.until {
+            push(&mut sql, " AND created_at < $?", Arg::Int(v));
+        }
+        if let Some(v) = f.before_id {
+            push(&mut sql, " AND id < $?", Arg::Int(v));
+        }
+        push(&mut sql, " ORDER BY id DESC LIMIT $?", Arg::Int(limit));
+        Ok(on_pool!(self.pool(), p => {
+            let mut q = sqlx::query_as::<_, DeliveryRow>(&sql);
+            for arg in &args {
+                q = match arg {
+                    Arg::Text(s) => q.bind(s.as_str()),
+                    Arg::Int(i) => q.bind(*i),
+                };
+            }
+            q.fetch_all(p).await?
+        }))
+    }
+}

@@ -1,0 +1,405 @@
+//! The device registry: one row per (app, platform, token), optionally keyed
+//! by the app's own installation id, with group memberships in
+//! `device_groups` (see `groups.rs`).
+
+use std::fmt::Write as _;
+
+use super::{on_pool, Store, StoreError, StoreResult};
+use crate::domain::{ids::new_id, time::now_ms, Platform};
+
+/// A stored device, with its group names (what the API shows, and what
+/// delivery reads: platform, token, environment, active).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DeviceRow {
+    /// Device id (UUIDv7).
+    pub id: String,
+    /// The app it belongs to.
+    pub app_id: String,
+    /// `ios` or `android`.
+    pub platform: String,
+    /// The provider token, normalised for its platform.
+    pub token: String,
+    /// The app's own stable id for the install, if it gave one.
+    pub installation_id: Option<String>,
+    /// The app's user, if any.
+    pub user_id: Option<String>,
+    /// BCP 47 locale, e.g. `es-UY`.
+    pub locale: Option<String>,
+    /// IANA time zone, e.g. `America/Montevideo`.
+    pub timezone: Option<String>,
+    /// The app's version on the device.
+    pub app_version: Option<String>,
+    /// APNs environment (`production` | `sandbox`) of iOS devices.
+    pub environment: Option<String>,
+    /// JSON object text.
+    pub metadata: Option<String>,
+    /// False once a provider said the token is dead.
+    pub active: bool,
+    /// Why it was deactivated (provider reason).
+    pub deactivated_reason: Option<String>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+    /// Last registration or token refresh (ms).
+    pub last_seen_at: i64,
+    /// Group names joined by `,`, sorted (names cannot contain `,`).
+    group_names: Option<String>,
+}
+
+impl DeviceRow {
+    /// The device's groups, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        self.group_names.as_deref().map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default()
+    }
+
+    /// The platform, parsed; a stored name no longer known is corrupt data.
+    pub fn parsed_platform(&self) -> StoreResult<Platform> {
+        Ok(serde_json::from_value(serde_json::Value::String(self.platform.clone()))?)
+    }
+}
+
+/// A validated registration (`POST /v1/devices`). `None` fields keep what an
+/// existing device has; `groups: Some` replaces its memberships.
+#[derive(Debug)]
+pub struct NewDevice {
+    /// The platform.
+    pub platform: Platform,
+    /// The token, normalised for `platform`.
+    pub token: String,
+    /// Upsert on (app, installation_id) instead of (app, platform, token).
+    pub installation_id: Option<String>,
+    /// The app's user.
+    pub user_id: Option<String>,
+    /// Group names, deduplicated.
+    pub groups: Option<Vec<String>>,
+    /// Locale.
+    pub locale: Option<String>,
+    /// Time zone.
+    pub timezone: Option<String>,
+    /// App version.
+    pub app_version: Option<String>,
+    /// APNs environment; always set (it has a default) for iOS.
+    pub environment: Option<String>,
+    /// JSON object text.
+    pub metadata: Option<String>,
+}
+
+/// A validated `PATCH /v1/devices/{id}`: `None` leaves a field alone,
+/// `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct DevicePatch {
+    /// A refreshed token, already normalised for the device's platform.
+    pub token: Option<String>,
+    /// The app's user.
+    pub user_id: Option<Option<String>>,
+    /// Replaces every membership when given.
+    pub groups: Option<Vec<String>>,
+    /// Locale.
+    pub locale: Option<Option<String>>,
+    /// Time zone.
+    pub timezone: Option<Option<String>>,
+    /// App version.
+    pub app_version: Option<Option<String>>,
+    /// JSON object text.
+    pub metadata: Option<Option<String>>,
+}
+
+/// Filters of a device list; `None` does not filter.
+#[derive(Debug, Default)]
+pub struct DeviceFilter<'a> {
+    /// Devices of this user.
+    pub user_id: Option<&'a str>,
+    /// Members of this group.
+    pub group: Option<&'a str>,
+    /// Devices of this platform.
+    pub platform: Option<Platform>,
+    /// Active (or deactivated) devices only.
+    pub active: Option<bool>,
+}
+
+/// Every column of a device plus its sorted group names, aliased `d`.
+pub(super) const DEVICE_SELECT: &str = "SELECT d.id, d.app_id, d.platform, d.token, d.installation_id, d.user_id, \
+     d.locale, d.timezone, d.app_version, d.environment, d.metadata, d.active, d.deactivated_reason, \
+     d.created_at, d.updated_at, d.last_seen_at, \
+     (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = d.id) AS group_names \
+     FROM devices d";
+
+const INSERT_DEVICE: &str = "INSERT INTO devices (id, app_id, platform, token, installation_id, user_id, locale, \
+     timezone, app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, NULL, $12, $12, $12)";
+
+/// What an existing device takes from a registration: it is active again,
+/// and every field given replaces the stored one.
+const REFRESH_DEVICE: &str = "DO UPDATE SET platform = excluded.platform, token = excluded.token, \
+     installation_id = COALESCE(excluded.installation_id, devices.installation_id), \
+     user_id = COALESCE(excluded.user_id, devices.user_id), locale = COALESCE(excluded.locale, devices.locale), \
+     timezone = COALESCE(excluded.timezone, devices.timezone), \
+     app_version = COALESCE(excluded.app_version, devices.app_version), \
+     environment = COALESCE(excluded.environment, devices.environment), \
+     metadata = COALESCE(excluded.metadata, devices.metadata), \
+     active = TRUE, deactivated_reason = NULL, updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at \
+     RETURNING id";
+
+/// The token is now the installation's: a row of the same installation-less
+/// token is adopted by the installation when it has no row yet…
+const ADOPT_TOKEN: &str = "UPDATE devices SET installation_id = $4 \
+     WHERE app_id = $1 AND platform = $2 AND token = $3 AND installation_id IS NULL \
+     AND NOT EXISTS (SELECT 1 FROM devices o WHERE o.app_id = $1 AND o.installation_id = $4)";
+
+/// …and any other row still holding it is stale (the token moved): removed,
+/// with its memberships, so the upsert below breaks no unique index.
+const EVICT_TOKEN: &str = "DELETE FROM devices \
+     WHERE app_id = $1 AND platform = $2 AND token = $3 AND (installation_id IS NULL OR installation_id <> $4)";
+
+/// How many times a registration is retried when a concurrent one for the
+/// same token or installation wins a unique index first.
+const REGISTER_ATTEMPTS: usize = 3;
+
+/// Replaces a device's memberships inside transaction `$tx` (a macro because
+/// the statements run on either driver's transaction).
+macro_rules! replace_groups {
+    ($tx:ident, $app_id:expr, $device_id:expr, $groups:expr) => {{
+        sqlx::query("DELETE FROM device_groups WHERE app_id = $1 AND device_id = $2")
+            .bind($app_id)
+            .bind($device_id)
+            .execute(&mut *$tx)
+            .await?;
+        if !$groups.is_empty() {
+            let sql = insert_groups_sql($groups.len());
+            let mut query = sqlx::query(&sql).bind($app_id).bind($device_id);
+            for name in $groups {
+                query = query.bind(name);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+/// `INSERT` of `n` memberships of device `$2` of app `$1`, names `$3…`.
+fn insert_groups_sql(n: usize) -> String {
+    let mut sql = String::from("INSERT INTO device_groups (app_id, name, device_id) VALUES ");
+    for i in 0..n {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(sql, "{sep}($1, ${}, $2)", i + 3);
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    sql
+}
+
+/// A device list query: the filters given, newest first, after the cursor.
+fn list_sql(filter: &DeviceFilter<'_>, after: Option<&str>) -> (String, Vec<String>) {
+    let mut sql = format!("{DEVICE_SELECT} WHERE d.app_id = $1");
+    let mut args = Vec::new();
+    // Only the filters given become conditions, so each query can use its index.
+    let mut and = |condition: &str, value: &str| {
+        args.push(value.to_string());
+        let _ = write!(sql, " AND {}", condition.replace("{}", &format!("${}", args.len() + 1)));
+    };
+    if let Some(id) = after {
+        and("d.id < {}", id);
+    }
+    if let Some(user_id) = filter.user_id {
+        and("d.user_id = {}", user_id);
+    }
+    if let Some(platform) = filter.platform {
+        and("d.platform = {}", platform.as_str());
+    }
+    if let Some(group) = filter.group {
+        and(
+            "EXISTS (SELECT 1 FROM device_groups m WHERE m.app_id = d.app_id AND m.name = {} AND m.device_id = d.id)",
+            group,
+        );
+    }
+    if let Some(active) = filter.active {
+        sql.push_str(if active { " AND d.active" } else { " AND NOT d.active" });
+    }
+    let _ = write!(sql, " ORDER BY d.id DESC LIMIT ${}", args.len() + 2);
+    (sql, args)
+}
+
+/// `Some(v)` → `(true, v)`: a field a PATCH sets (possibly to null).
+fn set<T>(field: &Option<Option<T>>) -> (bool, Option<&T>) {
+    (field.is_some(), field.as_ref().and_then(Option::as_ref))
+}
+
+impl Store {
+    /// Registers a device or refreshes the one with the same installation id
+    /// (when given) or the same (platform, token); returns the device and
+    /// whether it is new. A refreshed device is active again.
+    pub async fn register_device(&self, app_id: &str, device: &NewDevice) -> StoreResult<(DeviceRow, bool)> {
+        let mut attempt = 1;
+        loop {
+            match self.try_register_device(app_id, device).await {
+                Err(StoreError::Conflict(_)) if attempt < REGISTER_ATTEMPTS => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_register_device(&self, app_id: &str, d: &NewDevice) -> StoreResult<(DeviceRow, bool)> {
+        let new_id = new_id();
+        let now = now_ms();
+        let platform = d.platform.as_str();
+        let upsert = match d.installation_id {
+            Some(_) => format!("{INSERT_DEVICE} ON CONFLICT (app_id, installation_id) WHERE installation_id IS NOT NULL {REFRESH_DEVICE}"),
+            None => format!("{INSERT_DEVICE} ON CONFLICT (app_id, platform, token) {REFRESH_DEVICE}"),
+        };
+        let select = format!("{DEVICE_SELECT} WHERE d.id = $1");
+        // Every transaction starts with a write, so SQLite takes its write
+        // lock first (waiting on busy_timeout) and never has to upgrade.
+        Ok(on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            if let Some(installation_id) = &d.installation_id {
+                for sql in [ADOPT_TOKEN, EVICT_TOKEN] {
+                    sqlx::query(sql).bind(app_id).bind(platform).bind(&d.token).bind(installation_id)
+                        .execute(&mut *tx).await?;
+                }
+            }
+            let id: String = sqlx::query_scalar(&upsert)
+                .bind(&new_id).bind(app_id).bind(platform).bind(&d.token).bind(&d.installation_id)
+                .bind(&d.user_id).bind(&d.locale).bind(&d.timezone).bind(&d.app_version)
+                .bind(&d.environment).bind(&d.metadata).bind(now)
+                .fetch_one(&mut *tx).await?;
+            if let Some(groups) = &d.groups {
+                replace_groups!(tx, app_id, &id, groups);
+            }
+            let row = sqlx::query_as::<_, DeviceRow>(&select).bind(&id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            (row, id == new_id)
+        }))
+    }
+
+    /// Reads a device of an app (None for another app's device).
+    pub async fn device_by_id(&self, app_id: &str, id: &str) -> StoreResult<Option<DeviceRow>> {
+        let sql = format!("{DEVICE_SELECT} WHERE d.app_id = $1 AND d.id = $2");
+        Ok(
+            on_pool!(self.pool(), p => sqlx::query_as::<_, DeviceRow>(&sql).bind(app_id).bind(id).fetch_optional(p).await?),
+        )
+    }
+
+    /// Lists an app's devices, newest first, with ids below `after`; fetch
+    /// `limit + 1` to know whether another page exists.
+    pub async fn list_devices(
+        &self,
+        app_id: &str,
+        filter: &DeviceFilter<'_>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<DeviceRow>> {
+        let (sql, args) = list_sql(filter, after);
+        Ok(on_pool!(self.pool(), p => {
+            let mut query = sqlx::query_as::<_, DeviceRow>(&sql).bind(app_id);
+            for arg in &args {
+                query = query.bind(arg);
+            }
+            query.bind(limit).fetch_all(p).await?
+        }))
+    }
+
+    /// Applies a PATCH; None when the app has no such device. A new token
+    /// makes the device active again; one held by another device of the app
+    /// is a conflict.
+    pub async fn update_device(&self, app_id: &str, id: &str, patch: &DevicePatch) -> StoreResult<Option<DeviceRow>> {
+        self.try_update_device(app_id, id, patch).await.map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict("another device of this app has this token".into()),
+            other => other,
+        })
+    }
+
+    async fn try_update_device(&self, app_id: &str, id: &str, patch: &DevicePatch) -> StoreResult<Option<DeviceRow>> {
+        const UPDATE: &str = "UPDATE devices SET token = COALESCE($3, token), \
+             active = CASE WHEN $3 IS NULL THEN active ELSE TRUE END, \
+             deactivated_reason = CASE WHEN $3 IS NULL THEN deactivated_reason ELSE NULL END, \
+             last_seen_at = CASE WHEN $3 IS NULL THEN last_seen_at ELSE $4 END, updated_at = $4, \
+             user_id = CASE WHEN $5 THEN $6 ELSE user_id END, locale = CASE WHEN $7 THEN $8 ELSE locale END, \
+             timezone = CASE WHEN $9 THEN $10 ELSE timezone END, \
+             app_version = CASE WHEN $11 THEN $12 ELSE app_version END, \
+             metadata = CASE WHEN $13 THEN $14 ELSE metadata END \
+             WHERE app_id = $1 AND id = $2";
+        let select = format!("{DEVICE_SELECT} WHERE d.id = $1");
+        let [user_id, locale, timezone, app_version, metadata] =
+            [&patch.user_id, &patch.locale, &patch.timezone, &patch.app_version, &patch.metadata].map(set);
+        Ok(on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let changed = sqlx::query(UPDATE)
+                .bind(app_id).bind(id).bind(&patch.token).bind(now_ms())
+                .bind(user_id.0).bind(user_id.1).bind(locale.0).bind(locale.1)
+                .bind(timezone.0).bind(timezone.1).bind(app_version.0).bind(app_version.1)
+                .bind(metadata.0).bind(metadata.1)
+                .execute(&mut *tx).await?.rows_affected();
+            if changed == 0 {
+                return Ok(None);
+            }
+            if let Some(groups) = &patch.groups {
+                replace_groups!(tx, app_id, id, groups);
+            }
+            let row = sqlx::query_as::<_, DeviceRow>(&select).bind(id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Some(row)
+        }))
+    }
+
+    /// Unregisters a device and its memberships; false when the app has no
+    /// such device.
+    pub async fn delete_device(&self, app_id: &str, id: &str) -> StoreResult<bool> {
+        let deleted = on_pool!(self.pool(), p => sqlx::query("DELETE FROM devices WHERE app_id = $1 AND id = $2")
+            .bind(app_id).bind(id).execute(p).await?.rows_affected());
+        Ok(deleted == 1)
+    }
+
+    /// Deactivates devices a provider reported dead: `(device_id, reason)`
+    /// pairs, in one transaction. Devices already inactive keep their first
+    /// reason; ids of other apps are ignored. Returns how many devices were
+    /// deactivated by this call. They stay registered (and listed) but are
+    /// not targeted again until they register anew.
+    pub async fn deactivate_devices(&self, app_id: &str, updates: &[(String, String)]) -> StoreResult<u64> {
+        const DEACTIVATE: &str = "UPDATE devices SET active = FALSE, deactivated_reason = $3, updated_at = $4 \
+             WHERE app_id = $1 AND id = $2 AND active";
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        let now = now_ms();
+        Ok(on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let mut changed = 0;
+            for (id, reason) in updates {
+                changed += sqlx::query(DEACTIVATE).bind(app_id).bind(id).bind(reason).bind(now)
+                    .execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            changed
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_inserts_number_their_placeholders() {
+        assert_eq!(
+            insert_groups_sql(2),
+            "INSERT INTO device_groups (app_id, name, device_id) VALUES ($1, $3, $2), ($1, $4, $2) ON CONFLICT DO NOTHING"
+        );
+    }
+
+    #[test]
+    fn list_queries_only_filter_what_is_given() {
+        let (sql, args) = list_sql(&DeviceFilter::default(), None);
+        assert!(sql.ends_with("WHERE d.app_id = $1 ORDER BY d.id DESC LIMIT $2"), "{sql}");
+        assert!(args.is_empty());
+
+        let filter =
+            DeviceFilter { user_id: Some("u"), platform: Some(Platform::Ios), active: Some(false), group: None };
+        let (sql, args) = list_sql(&filter, Some("c"));
+        assert!(
+            sql.ends_with(
+                "d.app_id = $1 AND d.id < $2 AND d.user_id = $3 AND d.platform = $4 AND NOT d.active ORDER BY d.id DESC LIMIT $5"
+            ),
+            "{sql}"
+        );
+        assert_eq!(args, ["c", "u", "ios"]);
+    }
+}

@@ -1,0 +1,428 @@
+//! Notifications: created durably with their target (and, for explicit
+//! targets, their deliveries) in one transaction; read, cancelled, completed.
+
+use super::{on_pool, Pool, Store, StoreError, StoreResult};
+use crate::delivery::target::Target;
+
+/// A stored notification.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct NotificationRow {
+    /// Notification id.
+    pub id: String,
+    /// Owning app.
+    pub app_id: String,
+    /// scheduled | queued | sending | completed | cancelled.
+    pub status: String,
+    /// JSON of the target.
+    pub target: String,
+    /// JSON NotificationInfo.
+    pub info: String,
+    /// JSON DeliveryOptions.
+    pub options: String,
+    /// Devices targeted (exact once fan-out is done).
+    pub targeted: i64,
+    /// When sending starts (ms).
+    pub send_at: i64,
+    /// End of the TTL (ms).
+    pub expires_at: Option<i64>,
+    /// Whether every delivery row exists.
+    pub fanout_done: bool,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+    /// When the last delivery reached a final state (ms).
+    pub completed_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, app_id, status, target, info, options, targeted, send_at, expires_at, fanout_done, created_at, updated_at, completed_at";
+
+/// What creating a notification takes.
+#[derive(Debug)]
+pub struct NewNotification<'a> {
+    /// New id.
+    pub id: &'a str,
+    /// Owning app.
+    pub app_id: &'a str,
+    /// The target.
+    pub target: &'a Target,
+    /// JSON NotificationInfo.
+    pub info: &'a str,
+    /// JSON DeliveryOptions.
+    pub options: &'a str,
+    /// When sending starts (ms).
+    pub send_at: i64,
+    /// End of the TTL (ms).
+    pub expires_at: Option<i64>,
+    /// Which providers the app has credentials for: (APNs, FCM).
+    pub providers: (bool, bool),
+    /// `Idempotency-Key` and the hash of the request.
+    pub idempotency: Option<(&'a str, &'a str)>,
+    /// Now (ms).
+    pub now: i64,
+}
+
+/// The first answer to a send.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Accepted {
+    /// Notification id.
+    pub id: String,
+    /// `queued`, `scheduled` or (nothing to send) `completed`.
+    pub status: String,
+    /// Devices targeted.
+    pub targeted: i64,
+}
+
+/// What became of a create.
+#[derive(Debug)]
+pub enum Created {
+    /// Stored and committed.
+    New(Accepted),
+    /// The idempotency key was used before with the same request.
+    Replayed(Accepted),
+    /// The idempotency key was used before with another request.
+    KeyReused,
+    /// A device id or group of the target does not exist.
+    NotFound(&'static str),
+    /// None of the targeted devices' platforms has credentials.
+    NoProvider(Vec<String>),
+}
+
+/// Idempotency keys are remembered this long.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// SQL fragments that differ between the dialects.
+pub(crate) struct Dialect {
+    pg: bool,
+}
+
+impl Dialect {
+    pub(crate) fn of(pool: &Pool) -> Self {
+        Self { pg: matches!(pool, Pool::Postgres(_)) }
+    }
+
+    /// A subquery of the strings of the JSON array in parameter `$n`.
+    pub(crate) fn json_strings(&self, n: usize) -> String {
+        if self.pg {
+            format!("(SELECT json_array_elements_text(${n}::json))")
+        } else {
+            format!("(SELECT value FROM json_each(${n}))")
+        }
+    }
+
+    /// A subquery of the integers of the JSON array in parameter `$n`.
+    pub(crate) fn json_ints(&self, n: usize) -> String {
+        if self.pg {
+            format!("(SELECT json_array_elements_text(${n}::json)::bigint)")
+        } else {
+            format!("(SELECT value FROM json_each(${n}))")
+        }
+    }
+
+    /// A row source `v(platform, token)` from the JSON array in `$n`.
+    fn json_tokens(&self, n: usize) -> String {
+        if self.pg {
+            format!("json_to_recordset(${n}::json) AS v(platform text, token text)")
+        } else {
+            format!(
+                "(SELECT json_extract(value, '$.platform') AS platform, json_extract(value, '$.token') AS token \
+                 FROM json_each(${n})) AS v"
+            )
+        }
+    }
+}
+
+/// `status, reason` of a new delivery of platform `col`: failed with
+/// `no_provider` when the app has no credentials for it (`$a`, `$f` are the
+/// APNs and FCM flags).
+pub(crate) fn initial_status(col: &str, a: usize, f: usize) -> String {
+    let ok = format!("(({col} = 'ios' AND ${a}) OR ({col} = 'android' AND ${f}))");
+    format!("CASE WHEN {ok} THEN 'pending' ELSE 'failed' END, CASE WHEN {ok} THEN NULL ELSE 'no_provider' END")
+}
+
+/// Where and how the fan-out of a group, user or `all` target reads the
+/// registry: `FROM … WHERE …` over active devices `d`, ordered by `key`.
+/// `$1` is the app id and `$p` the target's parameter.
+pub(crate) fn fanout_source(target: &Target, d: &Dialect, p: usize) -> (String, &'static str) {
+    match target {
+        Target::Group(_) => (
+            format!(
+                "FROM device_groups g JOIN devices d ON d.id = g.device_id \
+                 WHERE g.app_id = $1 AND g.name = ${p} AND d.active = TRUE"
+            ),
+            "g.device_id",
+        ),
+        Target::UserIds(_) => (
+            format!("FROM devices d WHERE d.app_id = $1 AND d.active = TRUE AND d.user_id IN {}", d.json_strings(p)),
+            "d.id",
+        ),
+        // `$p` is bound (to NULL) for every target, so bind positions never shift.
+        _ => (format!("FROM devices d WHERE d.app_id = $1 AND d.active = TRUE AND ${p} IS NULL"), "d.id"),
+    }
+}
+
+/// The bound parameter of a fan-out target (`None` for `all`).
+pub(crate) fn fanout_param(target: &Target) -> StoreResult<Option<String>> {
+    Ok(match target {
+        Target::Group(name) => Some(name.clone()),
+        Target::UserIds(ids) => Some(serde_json::to_string(ids)?),
+        _ => None,
+    })
+}
+
+fn platform_has_provider(platform: &str, providers: (bool, bool)) -> bool {
+    match platform {
+        "ios" => providers.0,
+        "android" => providers.1,
+        _ => false,
+    }
+}
+
+impl Store {
+    /// Stores a notification, its idempotency key, and for explicit targets
+    /// its deliveries, in one transaction: nothing is acknowledged that is
+    /// not committed.
+    pub async fn create_notification(&self, n: &NewNotification<'_>) -> StoreResult<Created> {
+        let d = Dialect::of(self.pool());
+        let target_json = serde_json::to_string(n.target)?;
+        let explicit = n.target.is_explicit();
+        let status = if n.send_at > n.now { "scheduled" } else { "queued" };
+        let param = fanout_param(n.target)?;
+        let list = match n.target {
+            Target::DeviceIds(ids) => Some(serde_json::to_string(ids)?),
+            Target::Tokens(tokens) => Some(serde_json::to_string(tokens)?),
+            _ => None,
+        };
+        let insert_notification =
+            "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, send_at, \
+             expires_at, fanout_done, fanned_out, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, 0, $10, $10)";
+        let claim_key = "INSERT INTO idempotency_keys (app_id, key, request_hash, notification_id, response, created_at) \
+             VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (app_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+             notification_id = excluded.notification_id, response = excluded.response, created_at = excluded.created_at \
+             WHERE idempotency_keys.created_at < $6";
+        let insert_devices = format!(
+            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, reason, attempts, \
+             next_attempt_at, created_at, updated_at) \
+             SELECT d.app_id, $2, d.id, d.platform, d.token, {}, 0, $5, $6, $6 FROM devices d \
+             WHERE d.app_id = $1 AND d.active = TRUE AND d.id IN {}",
+            initial_status("d.platform", 3, 4),
+            d.json_strings(7)
+        );
+        let insert_tokens = format!(
+            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, reason, attempts, \
+             next_attempt_at, created_at, updated_at) \
+             SELECT $1, $2, (SELECT x.id FROM devices x WHERE x.app_id = $1 AND x.platform = v.platform AND x.token = v.token), \
+             v.platform, v.token, {}, 0, $5, $6, $6 FROM {}",
+            initial_status("v.platform", 3, 4),
+            d.json_tokens(7)
+        );
+        let count_devices = format!("SELECT COUNT(*) FROM devices WHERE app_id = $1 AND id IN {}", d.json_strings(2));
+        let (source, _) = fanout_source(n.target, &d, 2);
+        let count_source = format!("SELECT d.platform, COUNT(*) {source} GROUP BY d.platform");
+        let count_inserted = "SELECT platform, COUNT(*) FROM deliveries WHERE notification_id = $1 GROUP BY platform";
+
+        let result: Result<Accepted, Created> = on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let decided: Result<Accepted, Created> = 'tx: {
+                if let Some((key, hash)) = n.idempotency {
+                    let claimed = sqlx::query(claim_key).bind(n.app_id).bind(key).bind(hash).bind(n.id).bind(n.now)
+                        .bind(n.now - IDEMPOTENCY_WINDOW_MS).execute(&mut *tx).await?.rows_affected();
+                    if claimed == 0 {
+                        break 'tx Err(Created::KeyReused);
+                    }
+                }
+                match n.target {
+                    Target::DeviceIds(ids) => {
+                        let found: i64 = sqlx::query_scalar(&count_devices).bind(n.app_id).bind(list.as_deref())
+                            .fetch_one(&mut *tx).await?;
+                        if found < ids.len() as i64 {
+                            break 'tx Err(Created::NotFound("device"));
+                        }
+                    }
+                    Target::Group(name) => {
+                        let exists: Option<i32> = sqlx::query_scalar(
+                            "SELECT 1 FROM device_groups WHERE app_id = $1 AND name = $2 LIMIT 1"
+                        ).bind(n.app_id).bind(name).fetch_optional(&mut *tx).await?;
+                        if exists.is_none() {
+                            break 'tx Err(Created::NotFound("group"));
+                        }
+                    }
+                    _ => {}
+                }
+                sqlx::query(insert_notification).bind(n.id).bind(n.app_id).bind(status).bind(&target_json)
+                    .bind(n.info).bind(n.options).bind(n.send_at).bind(n.expires_at).bind(explicit).bind(n.now)
+                    .execute(&mut *tx).await?;
+                let per_platform: Vec<(String, i64)> = if explicit {
+                    let sql = if matches!(n.target, Target::Tokens(_)) { &insert_tokens } else { &insert_devices };
+                    sqlx::query(sql).bind(n.app_id).bind(n.id).bind(n.providers.0).bind(n.providers.1)
+                        .bind(n.send_at.max(n.now)).bind(n.now).bind(list.as_deref())
+                        .execute(&mut *tx).await?;
+                    sqlx::query_as(count_inserted).bind(n.id).fetch_all(&mut *tx).await?
+                } else {
+                    sqlx::query_as(&count_source).bind(n.app_id).bind(param.as_deref()).fetch_all(&mut *tx).await?
+                };
+                let targeted: i64 = per_platform.iter().map(|(_, c)| c).sum();
+                if targeted > 0 && !per_platform.iter().any(|(pl, _)| platform_has_provider(pl, n.providers)) {
+                    break 'tx Err(Created::NoProvider(per_platform.into_iter().map(|(pl, _)| pl).collect()));
+                }
+                let status = if explicit && targeted == 0 { "completed" } else { status };
+                sqlx::query("UPDATE notifications SET targeted = $2, status = $3, \
+                     completed_at = CASE WHEN $3 = 'completed' THEN $4 ELSE NULL END WHERE id = $1")
+                    .bind(n.id).bind(targeted).bind(status).bind(n.now).execute(&mut *tx).await?;
+                let accepted = Accepted { id: n.id.to_string(), status: status.to_string(), targeted };
+                if let Some((key, _)) = n.idempotency {
+                    sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2")
+                        .bind(n.app_id).bind(key).bind(serde_json::to_string(&accepted)?)
+                        .execute(&mut *tx).await?;
+                }
+                Ok(accepted)
+            };
+            if decided.is_ok() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            decided
+        });
+        match result {
+            Ok(accepted) => Ok(Created::New(accepted)),
+            Err(Created::KeyReused) => self.replay(n.app_id, n.idempotency).await,
+            Err(other) => Ok(other),
+        }
+    }
+
+    /// The answer to a retried request whose idempotency key is known.
+    async fn replay(&self, app_id: &str, idempotency: Option<(&str, &str)>) -> StoreResult<Created> {
+        let Some((key, hash)) = idempotency else { return Ok(Created::KeyReused) };
+        let row: Option<(String, String)> = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT request_hash, response FROM idempotency_keys WHERE app_id = $1 AND key = $2"
+        ).bind(app_id).bind(key).fetch_optional(p).await?);
+        match row {
+            Some((stored, response)) if stored == hash && !response.is_empty() => {
+                Ok(Created::Replayed(serde_json::from_str(&response)?))
+            }
+            _ => Ok(Created::KeyReused),
+        }
+    }
+
+    /// Reads a notification of `app_id`.
+    pub async fn notification(&self, app_id: &str, id: &str) -> StoreResult<Option<NotificationRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id = $1 AND app_id = $2");
+        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, NotificationRow>(&sql).bind(id).bind(app_id)
+            .fetch_optional(p).await?))
+    }
+
+    /// Notifications by id (any app), for the workers.
+    pub async fn notifications_by_ids(&self, ids: &[String]) -> StoreResult<Vec<NotificationRow>> {
+        let d = Dialect::of(self.pool());
+        let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id IN {}", d.json_strings(1));
+        let ids = serde_json::to_string(ids)?;
+        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, NotificationRow>(&sql).bind(&ids).fetch_all(p).await?))
+    }
+
+    /// Deliveries of a notification by status: one GROUP BY.
+    pub async fn delivery_counts(&self, notification_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries WHERE notification_id = $1 GROUP BY status"
+        ).bind(notification_id).fetch_all(p).await?))
+    }
+
+    /// Per-device results of a notification (`wait=true`), oldest first.
+    pub async fn delivery_results(&self, notification_id: &str, limit: i64) -> StoreResult<Vec<DeliveryResult>> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, DeliveryResult>(
+            "SELECT device_id, platform, token, status, reason FROM deliveries WHERE notification_id = $1 ORDER BY id LIMIT $2"
+        ).bind(notification_id).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Cancels what has not been sent: the notification, its fan-out, and its
+    /// pending deliveries that no worker holds (held ones finish as they
+    /// are). `Err(Conflict)` once completed; `Ok(None)` when unknown.
+    pub async fn cancel_notification(&self, app_id: &str, id: &str, now: i64) -> StoreResult<Option<()>> {
+        let outcome: Result<(), Option<String>> = on_pool!(self.pool(), p => {
+            let mut tx = p.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE notifications SET status = 'cancelled', updated_at = $3, completed_at = $3, \
+                 targeted = CASE WHEN fanout_done THEN targeted ELSE fanned_out END, fanout_done = TRUE \
+                 WHERE id = $1 AND app_id = $2 AND status IN ('scheduled', 'queued', 'sending')"
+            ).bind(id).bind(app_id).bind(now).execute(&mut *tx).await?.rows_affected();
+            if changed == 1 {
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'cancelled', updated_at = $2, next_attempt_at = $2 \
+                     WHERE notification_id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $2)"
+                ).bind(id).bind(now).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            } else {
+                let status: Option<String> = sqlx::query_scalar(
+                    "SELECT status FROM notifications WHERE id = $1 AND app_id = $2"
+                ).bind(id).bind(app_id).fetch_optional(&mut *tx).await?;
+                tx.rollback().await?;
+                Err(status)
+            }
+        });
+        match outcome {
+            Ok(()) => Ok(Some(())),
+            Err(None) => Ok(None),
+            Err(Some(status)) if status == "cancelled" => Ok(Some(())),
+            Err(Some(status)) => Err(StoreError::Conflict(format!("the notification is already {status}"))),
+        }
+    }
+
+    /// Marks notifications completed once fanned out with nothing pending.
+    /// `ids = None` sweeps every unfinished one (a safety net for a worker
+    /// that died between its write-back and this check).
+    pub async fn complete_notifications(&self, ids: Option<&[String]>, now: i64) -> StoreResult<u64> {
+        let d = Dialect::of(self.pool());
+        let only = if ids.is_some() { format!("AND id IN {}", d.json_strings(2)) } else { String::new() };
+        let sql = format!(
+            "UPDATE notifications SET status = 'completed', completed_at = $1, updated_at = $1 \
+             WHERE status IN ('queued', 'sending') AND fanout_done = TRUE {only} \
+             AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.notification_id = notifications.id AND x.status = 'pending')"
+        );
+        let ids = ids.map(serde_json::to_string).transpose()?;
+        Ok(on_pool!(self.pool(), p => {
+            let mut q = sqlx::query(&sql).bind(now);
+            if let Some(ids) = &ids {
+                q = q.bind(ids);
+            }
+            q.execute(p).await?.rows_affected()
+        }))
+    }
+
+    /// Scheduled notifications whose time has come become `queued`.
+    pub async fn promote_scheduled(&self, now: i64) -> StoreResult<u64> {
+        Ok(on_pool!(self.pool(), p => sqlx::query(
+            "UPDATE notifications SET status = 'queued', updated_at = $1 WHERE status = 'scheduled' AND send_at <= $1"
+        ).bind(now).execute(p).await?.rows_affected()))
+    }
+
+    /// Forgets idempotency keys older than the window, and (retention) the
+    /// finished notifications with their deliveries older than `before`.
+    pub async fn prune(&self, now: i64, before: i64) -> StoreResult<u64> {
+        Ok(on_pool!(self.pool(), p => {
+            let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(now - IDEMPOTENCY_WINDOW_MS).execute(p).await?.rows_affected();
+            let old = sqlx::query(
+                "DELETE FROM notifications WHERE status IN ('completed', 'cancelled') AND completed_at < $1"
+            ).bind(before).execute(p).await?.rows_affected();
+            keys + old
+        }))
+    }
+}
+
+/// One device's result (`wait=true`).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DeliveryResult {
+    /// Registered device, if any.
+    pub device_id: Option<String>,
+    /// `ios` / `android`.
+    pub platform: String,
+    /// The token sent to.
+    pub token: String,
+    /// Final (or current) status.
+    pub status: String,
+    /// Provider reason.
+    pub reason: Option<String>,
+}
