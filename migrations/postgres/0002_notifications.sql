@@ -22,6 +22,8 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_fanout ON notifications (send_at) WHERE fanout_done = FALSE;
 CREATE INDEX notifications_scheduled ON notifications (send_at) WHERE status = 'scheduled';
 CREATE INDEX notifications_open ON notifications (id) WHERE status IN ('queued', 'sending');
+-- Retention walks finished notifications oldest first.
+CREATE INDEX notifications_finished ON notifications (completed_at) WHERE completed_at IS NOT NULL;
 
 CREATE TABLE deliveries (
     id                  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -40,5 +40,16 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(st): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    // Gauges of shared state are read at scrape time, so they are as fresh as
+    // the scrape and cost nothing between scrapes.
+    match st.store.queue_depth(crate::domain::time::now_ms()).await {
+        Ok((pending, scheduled, retrying)) => {
+            crate::metrics::queue_depth("pending", pending);
+            crate::metrics::queue_depth("scheduled", scheduled);
+            crate::metrics::queue_depth("retrying", retrying);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the queue depth for metrics"),
+    }
+    crate::metrics::socket_connections(st.hub.connections());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
 }

@@ -44,12 +44,13 @@ pub async fn run(env: &mut Env, count: u64) -> BenchResult<()> {
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let meter = Meter::start(env.gateway.pid())?;
     let start = Instant::now();
+    let stop_at = start + super::sends::BUDGET;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..CLIENTS {
         let (api, next, ok, errors) = (api.clone(), Arc::clone(&next), Arc::clone(&ok), Arc::clone(&errors));
         let first_error = Arc::clone(&first_error);
         tasks.spawn(async move {
-            loop {
+            while Instant::now() < stop_at {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
                     break;
@@ -76,6 +77,7 @@ pub async fn run(env: &mut Env, count: u64) -> BenchResult<()> {
         .set("clients", CLIENTS)
         .set("ok", ok)
         .set("errors", errors.load(Ordering::Relaxed))
+        .set("time_budget_hit", next.load(Ordering::Relaxed) < count)
         .num("registrations_per_s", ok as f64 / elapsed, 0)
         .num("elapsed_s", elapsed, 3)
         .num("gateway_peak_rss_mb", usage.peak_rss_mb, 1)

@@ -30,17 +30,24 @@ pub async fn run(env: &mut Env, n: u64) -> BenchResult<()> {
 
     let connect_start = Instant::now();
     let mut attempts = futures_util::stream::iter(0..n)
-        .map(|i| tokio_tungstenite::connect_async(format!("{base}&client_id=bench-{i}&user_id=u-{i}")))
+        .map(|i| {
+            let url = format!("{base}&client_id=bench-{i}&user_id=u-{i}");
+            tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url))
+        })
         .buffer_unordered(CONNECTING);
     let (mut open, mut failed, mut first_error) = (Vec::new(), 0u64, None);
     while let Some(attempt) = attempts.next().await {
         match attempt {
-            Ok((ws, _)) => open.push(ws),
-            Err(tungstenite::Error::Http(resp)) if open.is_empty() && resp.status() == 404 => {
+            Err(_) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| "connect timed out after 10 s".to_owned());
+            }
+            Ok(Ok((ws, _))) => open.push(ws),
+            Ok(Err(tungstenite::Error::Http(resp))) if open.is_empty() && resp.status() == 404 => {
                 report::skipped(BENCH, Some(env.kind), "GET /v1/socket answered 404 (endpoint missing)");
                 return Ok(());
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 failed += 1;
                 first_error.get_or_insert_with(|| e.to_string());
             }

@@ -23,7 +23,7 @@ pub(super) async fn run(d: Delivery, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         if last_chores.is_none_or(|t| t.elapsed() >= poll) {
             last_chores = Some(Instant::now());
-            if let Err(e) = chores(&d, &mut last_prune).await {
+            if let Err(e) = chores(&d, &mut last_prune, &cancel).await {
                 tracing::warn!(error = %e, "delivery chores failed; retrying");
             }
         }
@@ -45,7 +45,7 @@ pub(super) async fn run(d: Delivery, cancel: CancellationToken) {
     }
 }
 
-async fn chores(d: &Delivery, last_prune: &mut Option<Instant>) -> StoreResult<()> {
+async fn chores(d: &Delivery, last_prune: &mut Option<Instant>, cancel: &CancellationToken) -> StoreResult<()> {
     let now = now_ms();
     if d.store.promote_scheduled(now).await? > 0 {
         d.signals.work.notify_one();
@@ -55,8 +55,9 @@ async fn chores(d: &Delivery, last_prune: &mut Option<Instant>) -> StoreResult<(
     }
     if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
         *last_prune = Some(Instant::now());
+        d.store.prune_idempotency_keys(now).await?;
         let before = now - d.config.retention_days.max(1) * 24 * 3600 * 1000;
-        d.store.prune(now, before).await?;
+        super::retention::run(&d.store, before, cancel).await?;
     }
     Ok(())
 }

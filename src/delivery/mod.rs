@@ -5,6 +5,7 @@
 
 pub mod credentials;
 mod fanout;
+pub mod retention;
 pub mod retry;
 pub mod sender;
 pub mod target;

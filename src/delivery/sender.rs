@@ -123,7 +123,9 @@ impl Sender for ProviderSender {
             let info = &job.notification.info;
             let opts = &job.notification.options;
             let unusable = |e: &String| Outcome::Rejected { reason: format!("invalid credentials: {e}"), status: None };
-            match job.platform {
+            let started = std::time::Instant::now();
+            crate::metrics::provider_in_flight(1.0);
+            let outcome = match job.platform {
                 Platform::Ios => match &clients.apns {
                     Some(Ok(client)) => client.send(&job.token, info, opts).await,
                     Some(Err(e)) => unusable(e),
@@ -134,7 +136,10 @@ impl Sender for ProviderSender {
                     Some(Err(e)) => unusable(e),
                     None => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
                 },
-            }
+            };
+            crate::metrics::provider_in_flight(-1.0);
+            crate::metrics::provider_latency(job.platform.as_str(), started.elapsed());
+            outcome
         })
     }
 }

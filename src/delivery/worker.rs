@@ -152,6 +152,7 @@ impl Worker {
                 &self.policy,
                 rand::thread_rng().gen(),
             );
+            log_outcome(&job, &decision);
             if let Decision::Failed { deactivate: true, reason, .. } = &decision {
                 if let Some(device_id) = claimed.get(&job.delivery_id).and_then(|r| r.device_id.clone()) {
                     dead.push(DeadToken {
@@ -264,8 +265,16 @@ impl Worker {
                 }
             }
         }
+        let platforms: HashMap<i64, &str> = rows.iter().map(|r| (r.id, r.platform.as_str())).collect();
         for u in updates {
-            metrics::counter!("pushgate_delivery_attempts_total", "status" => u.status).increment(1);
+            let platform = platforms.get(&u.id).copied().unwrap_or("unknown");
+            let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };
+            crate::metrics::delivery(platform, if u.status == "pending" { "retry" } else { u.status }, reason);
+        }
+        for d in dead {
+            let platform =
+                rows.iter().find(|r| r.device_id.as_deref() == Some(&d.device_id)).map(|r| r.platform.as_str());
+            crate::metrics::tokens_deactivated(platform.unwrap_or("unknown"), 1);
         }
         if let Err(e) = self.store.release_deliveries(released, now_ms()).await {
             tracing::warn!(error = %e, "cannot give unsent deliveries back; their leases will expire");
@@ -279,6 +288,28 @@ impl Worker {
         if updates.iter().any(|u| u.status == "pending") {
             // A retry may be due before the idle worker's next poll.
             self.signals.work.notify_one();
+        }
+    }
+}
+
+/// Logs a provider's refusal with app, platform and reason; tokens are
+/// shortened, keys never appear.
+fn log_outcome(job: &Job, decision: &Decision) {
+    let token = job.token.get(..8).unwrap_or(&job.token);
+    let platform = job.platform.as_str();
+    match decision {
+        Decision::Delivered { .. } => {}
+        Decision::Failed { reason, status, deactivate: true } => {
+            tracing::info!(app_id = %job.app_id, platform, token = %format!("{token}…"), ?status, reason, "device token is dead");
+        }
+        Decision::Failed { reason, status, .. } => {
+            tracing::warn!(app_id = %job.app_id, platform, token = %format!("{token}…"), ?status, reason, "delivery failed");
+        }
+        Decision::Expired { reason, status } => {
+            tracing::info!(app_id = %job.app_id, platform, token = %format!("{token}…"), ?status, ?reason, "delivery expired");
+        }
+        Decision::Retry { reason, status, .. } => {
+            tracing::debug!(app_id = %job.app_id, platform, token = %format!("{token}…"), ?status, reason, "delivery will be retried");
         }
     }
 }

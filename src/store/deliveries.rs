@@ -244,6 +244,18 @@ impl Store {
         ).fetch_one(p).await?))
     }
 
+    /// Deliveries waiting, as `(pending, scheduled, retrying)`: never tried
+    /// and due (or in flight), never tried and not yet due, tried before.
+    pub async fn queue_depth(&self, now: i64) -> StoreResult<(i64, i64, i64)> {
+        let (all, scheduled, retrying): (i64, i64, i64) = on_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT COUNT(*), \
+             COALESCE(SUM(CASE WHEN attempts = 0 AND lease_until IS NULL AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) \
+             FROM deliveries WHERE status = 'pending'"
+        ).bind(now).fetch_one(p).await?);
+        Ok((all - scheduled - retrying, scheduled, retrying))
+    }
+
     /// `updated_at` of apps, which versions their credentials.
     pub async fn app_versions(&self, ids: &[String]) -> StoreResult<Vec<(String, i64)>> {
         let sql = format!("SELECT id, updated_at FROM apps WHERE id IN {}", Dialect::of(self.pool()).json_strings(1));

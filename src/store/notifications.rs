@@ -398,17 +398,34 @@ impl Store {
         ).bind(now).execute(p).await?.rows_affected()))
     }
 
-    /// Forgets idempotency keys older than the window, and (retention) the
-    /// finished notifications with their deliveries older than `before`.
-    pub async fn prune(&self, now: i64, before: i64) -> StoreResult<u64> {
-        Ok(on_pool!(self.pool(), p => {
-            let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-                .bind(now - IDEMPOTENCY_WINDOW_MS).execute(p).await?.rows_affected();
-            let old = sqlx::query(
-                "DELETE FROM notifications WHERE status IN ('completed', 'cancelled') AND completed_at < $1"
-            ).bind(before).execute(p).await?.rows_affected();
-            keys + old
-        }))
+    /// Forgets idempotency keys older than the 24 h window.
+    pub async fn prune_idempotency_keys(&self, now: i64) -> StoreResult<u64> {
+        Ok(on_pool!(self.pool(), p => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(now - IDEMPOTENCY_WINDOW_MS).execute(p).await?.rows_affected()))
+    }
+
+    /// Up to `limit` notifications finished (completed or cancelled) before
+    /// `before`, oldest first: what retention removes.
+    pub async fn expired_notifications(&self, before: i64, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_scalar(
+            "SELECT id FROM notifications WHERE completed_at IS NOT NULL AND completed_at < $1 \
+             AND status IN ('completed', 'cancelled') ORDER BY completed_at LIMIT $2"
+        ).bind(before).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Removes up to `batch` delivery log rows of notification `id`, and the
+    /// notification itself once none are left; true when it is gone. Small
+    /// statements keep locks and the SQLite writer short.
+    pub async fn prune_notification(&self, id: &str, batch: i64) -> StoreResult<bool> {
+        let removed = on_pool!(self.pool(), p => sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE notification_id = $1 LIMIT $2)"
+        ).bind(id).bind(batch).execute(p).await?.rows_affected());
+        if removed as i64 >= batch {
+            return Ok(false);
+        }
+        on_pool!(self.pool(), p => sqlx::query("DELETE FROM notifications WHERE id = $1")
+            .bind(id).execute(p).await?.rows_affected());
+        Ok(true)
     }
 }
 

@@ -9,5 +9,7 @@ mod devices;
 mod groups;
 mod ops;
 mod pipeline;
+mod retention;
 mod sending;
+mod shutdown;
 mod socket;

@@ -4,6 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, fresh_database, postgres_available, Db, TcpProxy, TestApp};
+use crate::pipeline::{self, ios_token, register};
 
 /// Every route of API.md, as (method, OpenAPI path).
 const CONTRACT: &[(&str, &str)] = &[
@@ -126,4 +127,45 @@ async fn readiness_follows_the_store() {
     assert_eq!(status, StatusCode::CREATED);
 }
 
-crate::store_tests!(openapi_lists_every_route_of_the_contract, health_metrics_and_request_ids);
+/// The value of the first sample of `name` whose labels include all of
+/// `labels` (0 when absent).
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name)
+                && (l.as_bytes().get(name.len()) == Some(&b'{') || l.as_bytes().get(name.len()) == Some(&b' '))
+        })
+        .filter(|l| labels.iter().all(|lab| l.contains(lab)))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()))
+        .sum()
+}
+
+async fn metrics_move_when_deliveries_happen(db: Db) {
+    let (app, _mock, keys) = pipeline::start(db, |_| {}).await;
+    let scrape = || async { app.http.get(app.url("/metrics")).send().await.expect("sent").text().await.expect("text") };
+    let before = scrape().await;
+    register(&app, &keys, "ios", &ios_token("c0de", 7), None, &["m"]).await;
+    register(&app, &keys, "ios", &ios_token("dead", 7), None, &["m"]).await;
+    register(&app, &keys, "android", "metrics-live", None, &["m"]).await;
+    let (status, res) = app
+        .post("/v1/groups/m/notifications?wait=true", &keys.server_key, json!({"notification": {"title": "m"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    let after = scrape().await;
+
+    // The recorder is process-wide (other tests count too): compare deltas.
+    let delta = |name: &str, labels: &[&str]| sample(&after, name, labels) - sample(&before, name, labels);
+    assert!(delta("pushgate_deliveries_total", &["platform=\"ios\"", "outcome=\"delivered\""]) >= 1.0, "{after}");
+    assert!(delta("pushgate_deliveries_total", &["platform=\"android\"", "outcome=\"delivered\""]) >= 1.0);
+    assert!(delta("pushgate_deliveries_total", &["outcome=\"failed\"", "reason=\"Unregistered\""]) >= 1.0);
+    assert!(delta("pushgate_tokens_deactivated_total", &["platform=\"ios\""]) >= 1.0);
+    assert!(delta("pushgate_provider_request_duration_seconds_count", &["platform=\"ios\""]) >= 2.0);
+    assert!(after.contains("pushgate_queue_depth{state=\"pending\"}"), "queue depth is exported");
+    assert!(after.contains("pushgate_socket_connections"), "socket connections are exported");
+}
+
+crate::store_tests!(
+    openapi_lists_every_route_of_the_contract,
+    health_metrics_and_request_ids,
+    metrics_move_when_deliveries_happen
+);

@@ -37,6 +37,15 @@ impl Mock {
         config.lease_seconds = 5;
     }
 
+    /// The environment that points a gateway process at the stand-ins.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PUSHGATE_APNS_URL", self.handle.base_url()),
+            ("PUSHGATE_FCM_URL", self.handle.base_url()),
+            ("PUSHGATE_CA_FILE", self.ca_file.display().to_string()),
+        ]
+    }
+
     /// `POST /v1/apps` body with credentials for both providers.
     pub fn app_body(&self) -> Value {
         json!({"name": "pipeline", "apns": self.handle.apns_credentials_json(),
