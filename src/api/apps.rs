@@ -11,7 +11,7 @@ use super::json::{Json, Query};
 use crate::auth::Auth;
 use crate::delivery::credentials;
 use crate::domain::cursor::{self, Page, PageOf};
-use crate::domain::time;
+use crate::domain::time::Timestamp;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -68,12 +68,8 @@ struct AppView {
     id: String,
     name: String,
     providers: Providers,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: i64,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: i64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,8 +82,8 @@ impl From<AppRow> for AppView {
             providers: Providers { apns: row.apns.is_some(), fcm: row.fcm.is_some() },
             id: row.id,
             name: row.name,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+            created_at: Timestamp(row.created_at),
+            updated_at: Timestamp(row.updated_at),
             server_key: None,
             client_key: None,
         }
@@ -189,16 +185,14 @@ struct KeyView {
     id: String,
     kind: String,
     prefix: String,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: i64,
+    created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
 }
 
 impl From<KeyRow> for KeyView {
     fn from(row: KeyRow) -> Self {
-        Self { id: row.id, kind: row.kind, prefix: row.prefix, created_at: row.created_at, key: None }
+        Self { id: row.id, kind: row.kind, prefix: row.prefix, created_at: Timestamp(row.created_at), key: None }
     }
 }
 

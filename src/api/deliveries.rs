@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::json::Query;
 use crate::auth::{Auth, Principal};
 use crate::domain::cursor::{self, Page, PageOf};
-use crate::domain::{time, Platform};
+use crate::domain::{time, time::Timestamp, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::{DeliveryFilter, DeliveryRow};
@@ -58,25 +58,18 @@ struct DeliveryView {
     /// `apns-id` / FCM message name.
     provider_message_id: Option<String>,
     /// While pending: when the next attempt is due.
-    #[serde(serialize_with = "time::serialize_opt", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    next_attempt_at: Option<i64>,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: i64,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: i64,
-    #[serde(serialize_with = "time::serialize_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    delivered_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    delivered_at: Option<Timestamp>,
 }
 
 impl From<DeliveryRow> for DeliveryView {
     fn from(r: DeliveryRow) -> Self {
         Self {
             id: r.id.to_string(),
-            next_attempt_at: (r.status == "pending").then_some(r.next_attempt_at),
+            next_attempt_at: (r.status == "pending").then_some(Timestamp(r.next_attempt_at)),
             app_id: r.app_id,
             notification_id: r.notification_id,
             device_id: r.device_id,
@@ -86,9 +79,9 @@ impl From<DeliveryRow> for DeliveryView {
             provider_status: r.provider_status,
             reason: r.reason,
             provider_message_id: r.provider_message_id,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            delivered_at: r.delivered_at,
+            created_at: Timestamp(r.created_at),
+            updated_at: Timestamp(r.updated_at),
+            delivered_at: r.delivered_at.map(Timestamp),
         }
     }
 }

@@ -12,7 +12,7 @@ use super::json::{Json, Query};
 use super::rate_limit::Registrant;
 use crate::auth::Auth;
 use crate::domain::cursor::{self, Page, PageOf};
-use crate::domain::{names, time, DeviceToken, Platform};
+use crate::domain::{names, time::Timestamp, DeviceToken, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
@@ -125,16 +125,10 @@ pub(crate) struct DeviceView {
     active: bool,
     /// The provider's reason, e.g. `Unregistered`.
     deactivated_reason: Option<String>,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: i64,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: i64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
     /// Last registration or token refresh.
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    last_seen_at: i64,
+    last_seen_at: Timestamp,
 }
 
 impl DeviceView {
@@ -156,9 +150,9 @@ impl DeviceView {
             metadata,
             active: row.active,
             deactivated_reason: row.deactivated_reason,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            last_seen_at: row.last_seen_at,
+            created_at: Timestamp(row.created_at),
+            updated_at: Timestamp(row.updated_at),
+            last_seen_at: Timestamp(row.last_seen_at),
         })
     }
 

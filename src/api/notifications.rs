@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::json::{self, Json, Query};
 use crate::auth::Auth;
 use crate::delivery::target::Target;
-use crate::domain::{ids::new_id, names, time};
+use crate::domain::{ids::new_id, names, time, time::Timestamp};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::{Created, NewNotification, NotificationRow};
@@ -130,21 +130,11 @@ struct NotificationView {
     notification: Value,
     #[schema(value_type = Object)]
     options: Value,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    send_at: i64,
-    #[serde(serialize_with = "time::serialize_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    expires_at: Option<i64>,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    created_at: i64,
-    #[serde(serialize_with = "time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: i64,
-    #[serde(serialize_with = "time::serialize_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    completed_at: Option<i64>,
+    send_at: Timestamp,
+    expires_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    completed_at: Option<Timestamp>,
 }
 
 #[utoipa::path(post, path = "/v1/notifications", tag = "sending", request_body = SendToBody,
@@ -423,11 +413,11 @@ async fn view(st: &AppState, row: NotificationRow) -> ApiResult<NotificationView
         to: parse(&row.target),
         notification,
         options: parse(&row.options),
-        send_at: row.send_at,
-        expires_at: row.expires_at,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        completed_at: row.completed_at,
+        send_at: Timestamp(row.send_at),
+        expires_at: row.expires_at.map(Timestamp),
+        created_at: Timestamp(row.created_at),
+        updated_at: Timestamp(row.updated_at),
+        completed_at: row.completed_at.map(Timestamp),
     })
 }
 

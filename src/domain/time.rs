@@ -17,18 +17,32 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
 }
 
-/// Serializes a stored time as RFC 3339 (for `#[serde(serialize_with)]`).
-pub fn serialize<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*ms))
-}
+/// A stored time (ms since the epoch) that the API shows as RFC 3339 UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
 
-/// Serializes an optional stored time as RFC 3339 or null.
-pub fn serialize_opt<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match ms {
-        Some(ms) => s.serialize_str(&rfc3339(*ms)),
-        None => s.serialize_none(),
+impl From<i64> for Timestamp {
+    fn from(ms: i64) -> Self {
+        Self(ms)
     }
 }
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
+}
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
 
 #[cfg(test)]
 mod tests {
@@ -39,5 +53,6 @@ mod tests {
         let ms = parse_rfc3339("2026-12-01T09:00:00Z").expect("valid time");
         assert_eq!(rfc3339(ms), "2026-12-01T09:00:00.000Z");
         assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(serde_json::to_value(Timestamp(ms)).ok(), Some(serde_json::json!("2026-12-01T09:00:00.000Z")));
     }
 }
