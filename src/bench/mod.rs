@@ -310,6 +310,8 @@ fn machine_line(plan: &Plan, mock: &Mock, nofile: Option<u64>) {
         .set("cpu_model", model.unwrap_or("unknown"))
         .num("mem_total_gb", mem_kb / 1024.0 / 1024.0, 1)
         .set("mode", if plan.quick { "quick" } else { "full" })
+        // Figures of a debug build (as CI runs it, to stay fast) only show the harness works.
+        .set("build", if cfg!(debug_assertions) { "debug" } else { "release" })
         .set("stand_ins", mock.mode())
         .set("nofile_limit", nofile)
         .set("date", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -36,6 +36,10 @@ struct Signals {
     fanout: Notify,
     /// Some deliveries reached a final state (`wait=true` callers).
     done: Notify,
+    /// Other instances should look for deliveries (Postgres `NOTIFY`).
+    announce_work: Notify,
+    /// Other instances should look for fan-out (Postgres `NOTIFY`).
+    announce_fanout: Notify,
 }
 
 /// The delivery pipeline of this instance: handlers wake it, workers run in it.
@@ -66,6 +70,10 @@ impl Delivery {
     /// fires: provider calls in flight finish and are written back, claimed
     /// work not yet started is given back.
     pub fn start(&self, cancel: CancellationToken) {
+        if let Pool::Postgres(_) = self.store.pool() {
+            // API-only instances announce work too: others do it.
+            self.tasks.spawn(announce(self.store.clone(), self.signals.clone(), cancel.clone()));
+        }
         if !self.config.workers {
             return;
         }
@@ -88,12 +96,10 @@ impl Delivery {
     pub async fn wake(&self, fanout: bool) {
         if fanout {
             self.signals.fanout.notify_one();
+            self.signals.announce_fanout.notify_one();
         } else {
             self.signals.work.notify_one();
-        }
-        if let Err(e) = self.store.notify_work(if fanout { FANOUT } else { "" }).await {
-            // Polling picks the work up anyway.
-            tracing::warn!(error = %e, "cannot NOTIFY other instances");
+            self.signals.announce_work.notify_one();
         }
     }
 
@@ -101,6 +107,25 @@ impl Delivery {
     /// (or after `max`, as work may finish on another instance).
     pub async fn progress(&self, max: Duration) {
         let _ = tokio::time::timeout(max, self.signals.done.notified()).await;
+    }
+}
+
+/// Sends `NOTIFY` for the wake-ups of this instance, one at a time: every
+/// wake-up that comes while one is being sent is folded into the next. A
+/// `NOTIFY` per send would serialize on Postgres' notify queue lock at commit
+/// and cap sends at one commit (an fsync) each.
+async fn announce(store: Store, signals: Arc<Signals>, cancel: CancellationToken) {
+    loop {
+        let payload = tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = signals.announce_work.notified() => "",
+            _ = signals.announce_fanout.notified() => FANOUT,
+        };
+        if let Err(e) = store.notify_work(payload).await {
+            // Polling picks the work up anyway.
+            tracing::warn!(error = %e, "cannot NOTIFY other instances");
+            pause(&cancel, Duration::from_millis(200)).await;
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::notifications::Dialect;
-use super::{on_pool, Pool, Store, StoreResult};
+use super::{on_pool, BeginWrite, Pool, Store, StoreResult};
 
 /// A delivery taken by a worker.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -157,7 +157,7 @@ impl Store {
         let dead_json = serde_json::to_string(dead)?;
         match self.pool() {
             Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_write().await?;
                 sqlx::query(
                     "UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, \
                      next_attempt_at = v.next_attempt_at, lease_until = NULL, \
@@ -185,7 +185,7 @@ impl Store {
                 tx.commit().await?;
             }
             Pool::Sqlite(p) => {
-                let mut tx = p.begin().await?;
+                let mut tx = p.begin_write().await?;
                 sqlx::query(
                     "UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + v.inc, \
                      next_attempt_at = v.next_attempt_at, lease_until = NULL, \

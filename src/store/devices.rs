@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{on_pool, Store, StoreError, StoreResult};
+use super::{on_pool, BeginWrite, Store, StoreError, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms, Platform};
 
 /// A stored device, with its group names (what the API shows, and what
@@ -249,7 +249,7 @@ impl Store {
         // Every transaction starts with a write, so SQLite takes its write
         // lock first (waiting on busy_timeout) and never has to upgrade.
         Ok(on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             if let Some(installation_id) = &d.installation_id {
                 for sql in [ADOPT_TOKEN, EVICT_TOKEN] {
                     sqlx::query(sql).bind(app_id).bind(platform).bind(&d.token).bind(installation_id)
@@ -321,7 +321,7 @@ impl Store {
         let [user_id, locale, timezone, app_version, metadata] =
             [&patch.user_id, &patch.locale, &patch.timezone, &patch.app_version, &patch.metadata].map(set);
         Ok(on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let changed = sqlx::query(UPDATE)
                 .bind(app_id).bind(id).bind(&patch.token).bind(now_ms())
                 .bind(user_id.0).bind(user_id.1).bind(locale.0).bind(locale.1)
@@ -361,7 +361,7 @@ impl Store {
         }
         let now = now_ms();
         Ok(on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let mut changed = 0;
             for (id, reason) in updates {
                 changed += sqlx::query(DEACTIVATE).bind(app_id).bind(id).bind(reason).bind(now)

@@ -5,7 +5,7 @@
 //! mid fan-out resumes exactly where it was: no device missed, none twice.
 
 use super::notifications::{fanout_param, fanout_source, initial_status, Dialect};
-use super::{on_pool, Pool, Store, StoreResult};
+use super::{on_pool, BeginWrite, Pool, Store, StoreResult};
 use crate::delivery::target::Target;
 
 /// A notification whose target still needs expanding.
@@ -72,7 +72,7 @@ impl Store {
         let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5 WHERE id = $1";
         Ok(on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let cursor: Option<Option<String>> = sqlx::query_scalar(
                 "UPDATE notifications SET fanout_lease_until = $2 WHERE id = $1 AND fanout_done = FALSE \
                  AND status <> 'cancelled' RETURNING fanout_cursor"

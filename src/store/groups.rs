@@ -2,7 +2,7 @@
 //! members; membership rows are shared with the device's `groups` field.
 //! Members are listed with [`Store::list_devices`] and a group filter.
 
-use super::{on_pool, Store, StoreResult};
+use super::{on_pool, BeginWrite, Store, StoreResult};
 use crate::domain::time::now_ms;
 
 /// A group and its member counts.
@@ -48,7 +48,7 @@ impl Store {
     /// Runs `sql` (binds: app, group name, device) when the device exists.
     async fn change_membership(&self, app_id: &str, name: &str, device_id: &str, sql: &str) -> StoreResult<bool> {
         Ok(on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let found = sqlx::query(TOUCH_DEVICE).bind(app_id).bind(device_id).bind(now_ms())
                 .execute(&mut *tx).await?.rows_affected() == 1;
             if found {

@@ -103,6 +103,38 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Starting a transaction that will write.
+pub(crate) trait BeginWrite {
+    /// The driver of the transaction.
+    type Db: sqlx::Database;
+    /// Begins a write transaction.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+        self.begin()
+    }
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    /// `BEGIN IMMEDIATE` takes the write lock at once: a deferred transaction
+    /// that reads and then writes can meet another writer mid-way, and SQLite
+    /// answers that lock upgrade with SQLITE_BUSY at once, whatever the busy
+    /// timeout. Waiting for the lock up front is what the timeout covers.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

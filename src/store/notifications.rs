@@ -1,7 +1,7 @@
 //! Notifications: created durably with their target (and, for explicit
 //! targets, their deliveries) in one transaction; read, cancelled, completed.
 
-use super::{on_pool, Pool, Store, StoreError, StoreResult};
+use super::{on_pool, BeginWrite, Pool, Store, StoreError, StoreResult};
 use crate::delivery::target::Target;
 
 /// A stored notification.
@@ -224,7 +224,7 @@ impl Store {
         let count_inserted = "SELECT platform, COUNT(*) FROM deliveries WHERE notification_id = $1 GROUP BY platform";
 
         let result: Result<Accepted, Created> = on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let decided: Result<Accepted, Created> = 'tx: {
                 if let Some((key, hash)) = n.idempotency {
                     let claimed = sqlx::query(claim_key).bind(n.app_id).bind(key).bind(hash).bind(n.id).bind(n.now)
@@ -341,7 +341,7 @@ impl Store {
     /// are). `Err(Conflict)` once completed; `Ok(None)` when unknown.
     pub async fn cancel_notification(&self, app_id: &str, id: &str, now: i64) -> StoreResult<Option<()>> {
         let outcome: Result<(), Option<String>> = on_pool!(self.pool(), p => {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE notifications SET status = 'cancelled', updated_at = $3, completed_at = $3, \
                  targeted = CASE WHEN fanout_done THEN targeted ELSE fanned_out END, fanout_done = TRUE \

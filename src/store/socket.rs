@@ -3,7 +3,7 @@
 //! `socket_presence`). SQLite runs one instance, whose in-memory registry is
 //! the whole presence, so the presence methods do nothing there.
 
-use super::{on_pool, Pool, Store, StoreResult};
+use super::{on_pool, BeginWrite, Pool, Store, StoreResult};
 
 /// A connected client as listed by `GET /v1/socket/clients`.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -171,7 +171,7 @@ impl Store {
         rows: &[(String, String, Option<String>, i32)],
     ) -> StoreResult<()> {
         let Pool::Postgres(p) = self.pool() else { return Ok(()) };
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         sqlx::query("DELETE FROM socket_presence WHERE instance_id = $1").bind(instance_id).execute(&mut *tx).await?;
         for (app_id, client_id, user_id, n) in rows {
             sqlx::query(
