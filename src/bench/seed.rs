@@ -97,45 +97,32 @@ impl Database {
         let (first_i, last_i) =
             (i64::try_from(first).context("device index")?, i64::try_from(last).context("device index")?);
         let now = chrono::Utc::now().timestamp_millis();
+        // The same two statements in one transaction; only the SQL dialect differs.
+        macro_rules! seed_range {
+            ($pool:expr, $devices:expr, $members:expr) => {{
+                let mut tx = $pool.begin().await.context("seeding: BEGIN")?;
+                sqlx::query($devices)
+                    .bind(app_id)
+                    .bind(now)
+                    .bind(first_i)
+                    .bind(last_i)
+                    .execute(&mut *tx)
+                    .await
+                    .context("seeding devices")?;
+                sqlx::query($members)
+                    .bind(app_id)
+                    .bind(group)
+                    .bind(first_i)
+                    .bind(last_i)
+                    .execute(&mut *tx)
+                    .await
+                    .context("seeding group")?;
+                tx.commit().await.context("seeding: COMMIT")?;
+            }};
+        }
         match &self.conn {
-            Some(Conn::Postgres { pool, .. }) => {
-                let mut tx = pool.begin().await.context("seeding: BEGIN")?;
-                let q = |sql| sqlx::query(sql).bind(app_id);
-                q(PG_DEVICES)
-                    .bind(now)
-                    .bind(first_i)
-                    .bind(last_i)
-                    .execute(&mut *tx)
-                    .await
-                    .context("seeding devices")?;
-                q(PG_MEMBERS)
-                    .bind(group)
-                    .bind(first_i)
-                    .bind(last_i)
-                    .execute(&mut *tx)
-                    .await
-                    .context("seeding group")?;
-                tx.commit().await.context("seeding: COMMIT")?;
-            }
-            Some(Conn::Sqlite(pool)) => {
-                let mut tx = pool.begin().await.context("seeding: BEGIN")?;
-                let q = |sql| sqlx::query(sql).bind(app_id);
-                q(LITE_DEVICES)
-                    .bind(now)
-                    .bind(first_i)
-                    .bind(last_i)
-                    .execute(&mut *tx)
-                    .await
-                    .context("seeding devices")?;
-                q(LITE_MEMBERS)
-                    .bind(group)
-                    .bind(first_i)
-                    .bind(last_i)
-                    .execute(&mut *tx)
-                    .await
-                    .context("seeding group")?;
-                tx.commit().await.context("seeding: COMMIT")?;
-            }
+            Some(Conn::Postgres { pool, .. }) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
+            Some(Conn::Sqlite(pool)) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
             None => return Err(super::BenchError::msg("seeding before the database exists")),
         }
         self.next = last + 1;
