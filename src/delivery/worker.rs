@@ -271,10 +271,15 @@ impl Worker {
             let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };
             crate::metrics::delivery(platform, if u.status == "pending" { "retry" } else { u.status }, reason);
         }
-        for d in dead {
-            let platform =
-                rows.iter().find(|r| r.device_id.as_deref() == Some(&d.device_id)).map(|r| r.platform.as_str());
-            crate::metrics::tokens_deactivated(platform.unwrap_or("unknown"), 1);
+        if !dead.is_empty() {
+            let by_device: HashMap<&str, &str> =
+                rows.iter().filter_map(|r| Some((r.device_id.as_deref()?, r.platform.as_str()))).collect();
+            for d in dead {
+                crate::metrics::tokens_deactivated(
+                    by_device.get(d.device_id.as_str()).copied().unwrap_or("unknown"),
+                    1,
+                );
+            }
         }
         if let Err(e) = self.store.release_deliveries(released, now_ms()).await {
             tracing::warn!(error = %e, "cannot give unsent deliveries back; their leases will expire");

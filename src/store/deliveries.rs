@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::notifications::Dialect;
-use super::{on_pool, BeginWrite, Pool, Store, StoreResult};
+use super::{on_pool, BeginWrite, Store, StoreResult};
 
 /// A delivery taken by a worker.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -153,73 +153,45 @@ impl Store {
     /// in one transaction of two statements. Only rows still pending change
     /// (a cancel may have finished them meanwhile).
     pub async fn write_back(&self, updates: &[DeliveryUpdate], dead: &[DeadToken], now: i64) -> StoreResult<()> {
+        let d = Dialect::of(self.pool());
+        let results = d.json_records(
+            1,
+            &[
+                ("id", "bigint"),
+                ("status", "text"),
+                ("inc", "int"),
+                ("next_attempt_at", "bigint"),
+                ("provider_status", "int"),
+                ("reason", "text"),
+                ("provider_message_id", "text"),
+                ("delivered_at", "bigint"),
+            ],
+        );
+        let update_deliveries = format!(
+            "UPDATE deliveries AS d SET status = v.status, attempts = d.attempts + v.inc, \
+             next_attempt_at = v.next_attempt_at, lease_until = NULL, \
+             provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
+             provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
+             FROM {results} WHERE d.id = v.id AND d.status = 'pending'"
+        );
+        let dead_tokens =
+            d.json_records(1, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
+        // Only the device that still has the dead token: it may have
+        // registered a fresh one while the push was in flight.
+        let deactivate = format!(
+            "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
+             FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active"
+        );
         let updates_json = serde_json::to_string(updates)?;
         let dead_json = serde_json::to_string(dead)?;
-        match self.pool() {
-            Pool::Postgres(p) => {
-                let mut tx = p.begin_write().await?;
-                sqlx::query(
-                    "UPDATE deliveries d SET status = v.status, attempts = d.attempts + v.inc, \
-                     next_attempt_at = v.next_attempt_at, lease_until = NULL, \
-                     provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
-                     provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
-                     FROM json_to_recordset($1::json) AS v(id bigint, status text, inc int, next_attempt_at bigint, \
-                     provider_status int, reason text, provider_message_id text, delivered_at bigint) \
-                     WHERE d.id = v.id AND d.status = 'pending'",
-                )
-                .bind(&updates_json)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if !dead.is_empty() {
-                    sqlx::query(
-                        "UPDATE devices d SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
-                         FROM json_to_recordset($1::json) AS v(app_id text, device_id text, token text, reason text) \
-                         WHERE d.id = v.device_id AND d.app_id = v.app_id AND d.token = v.token AND d.active",
-                    )
-                    .bind(&dead_json)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
+        on_pool!(self.pool(), p => {
+            let mut tx = p.begin_write().await?;
+            sqlx::query(&update_deliveries).bind(&updates_json).bind(now).execute(&mut *tx).await?;
+            if !dead.is_empty() {
+                sqlx::query(&deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
             }
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin_write().await?;
-                sqlx::query(
-                    "UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + v.inc, \
-                     next_attempt_at = v.next_attempt_at, lease_until = NULL, \
-                     provider_status = COALESCE(v.provider_status, deliveries.provider_status), reason = v.reason, \
-                     provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
-                     FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.status') AS status, \
-                     json_extract(value, '$.inc') AS inc, json_extract(value, '$.next_attempt_at') AS next_attempt_at, \
-                     json_extract(value, '$.provider_status') AS provider_status, \
-                     json_extract(value, '$.reason') AS reason, \
-                     json_extract(value, '$.provider_message_id') AS provider_message_id, \
-                     json_extract(value, '$.delivered_at') AS delivered_at FROM json_each($1)) AS v \
-                     WHERE deliveries.id = v.id AND deliveries.status = 'pending'",
-                )
-                .bind(&updates_json)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if !dead.is_empty() {
-                    sqlx::query(
-                        "UPDATE devices SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
-                         FROM (SELECT json_extract(value, '$.app_id') AS app_id, \
-                         json_extract(value, '$.device_id') AS device_id, json_extract(value, '$.token') AS token, \
-                         json_extract(value, '$.reason') AS reason FROM json_each($1)) AS v \
-                         WHERE devices.id = v.device_id AND devices.app_id = v.app_id AND devices.token = v.token \
-                         AND devices.active",
-                    )
-                    .bind(&dead_json)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-            }
-        }
+            tx.commit().await?;
+        });
         Ok(())
     }
 

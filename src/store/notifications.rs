@@ -122,13 +122,19 @@ impl Dialect {
 
     /// A row source `v(platform, token)` from the JSON array in `$n`.
     fn json_tokens(&self, n: usize) -> String {
+        self.json_records(n, &[("platform", "text"), ("token", "text")])
+    }
+
+    /// A row source `v(columns…)` from the JSON array of objects in `$n`;
+    /// each column is `(name, Postgres type)`.
+    pub(crate) fn json_records(&self, n: usize, columns: &[(&str, &str)]) -> String {
         if self.pg {
-            format!("json_to_recordset(${n}::json) AS v(platform text, token text)")
+            let cols: Vec<String> = columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect();
+            format!("json_to_recordset(${n}::json) AS v({})", cols.join(", "))
         } else {
-            format!(
-                "(SELECT json_extract(value, '$.platform') AS platform, json_extract(value, '$.token') AS token \
-                 FROM json_each(${n})) AS v"
-            )
+            let cols: Vec<String> =
+                columns.iter().map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}")).collect();
+            format!("(SELECT {} FROM json_each(${n})) AS v", cols.join(", "))
         }
     }
 }
