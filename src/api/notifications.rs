@@ -15,11 +15,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{self, Json, Query};
 use crate::auth::Auth;
-use crate::delivery::target::Target;
+use crate::delivery::{sender::Prepared, target::Target};
 use crate::domain::{ids::new_id, names, time, time::Timestamp};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::store::{Created, NewNotification, NotificationRow};
+use crate::store::{Accepted, Created, DeviceSendResult, NewDeviceSend, NewNotification, NotificationRow};
 
 /// `wait=true` answers at most this many per-device results.
 const MAX_WAIT_RESULTS: i64 = 10_000;
@@ -220,7 +220,18 @@ async fn accept(
     let id = new_id();
     info.id = Some(id.clone());
     check_payload(&info, &options)?;
+    if let (Target::DeviceIds(ids), None, true) = (&target, &key, send_at <= now) {
+        if let [device_id] = ids.as_slice() {
+            if let Some(accepted) = accept_one(st, app_id, device_id, &id, &info, &options, expires_at).await? {
+                return answer(st, app_id, accepted, wait, timeout).await;
+            }
+        }
+    }
     let app = st.store.app(app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    // Deliveries due now go straight to this instance's worker when it has
+    // room: created claimed, sent without a trip through the queue.
+    let reservation =
+        (target.is_explicit() && send_at <= now).then(|| st.delivery.try_reserve(target.explicit_len())).flatten();
     let info_json = serde_json::to_string(&info).map_err(|e| ApiError::field("notification", e.to_string()))?;
     let options_json = serde_json::to_string(&options).map_err(|e| ApiError::field("options", e.to_string()))?;
     let created = st
@@ -235,13 +246,16 @@ async fn accept(
             expires_at,
             providers: (app.apns.is_some(), app.fcm.is_some()),
             idempotency: key.as_deref().map(|k| (k, hash.as_str())),
+            lease_until: reservation.as_ref().map(|r| r.lease_until),
             now,
         })
         .await?;
     let accepted = match created {
-        Created::New(a) => {
+        Created::New(a, born) => {
             if !target.is_explicit() {
                 st.delivery.wake(true).await;
+            } else if let (Some(reservation), false) = (reservation, born.is_empty()) {
+                st.delivery.dispatch(reservation, born, Prepared::new(id, info, options, expires_at), app.updated_at);
             } else if a.status == "queued" {
                 st.delivery.wake(false).await;
             }
@@ -259,6 +273,60 @@ async fn accept(
             )))
         }
     };
+    answer(st, app_id, accepted, wait, timeout).await
+}
+
+/// A send to one device, due now, with no idempotency key: created in a
+/// batch with the others arriving now (see `delivery/intake.rs`) and handed
+/// to this instance's worker. `None` when the batch failed: the caller takes
+/// the general path.
+async fn accept_one(
+    st: &AppState,
+    app_id: &str,
+    device_id: &str,
+    id: &str,
+    info: &NotificationInfo,
+    options: &DeliveryOptions,
+    expires_at: Option<i64>,
+) -> ApiResult<Option<Accepted>> {
+    let reservation = st.delivery.try_reserve(1);
+    let send = NewDeviceSend {
+        id: id.to_string(),
+        app_id: app_id.to_string(),
+        device_id: device_id.to_string(),
+        info: serde_json::to_string(info).map_err(|e| ApiError::field("notification", e.to_string()))?,
+        options: serde_json::to_string(options).map_err(|e| ApiError::field("options", e.to_string()))?,
+        expires_at,
+        lease_until: reservation.as_ref().map(|r| r.lease_until),
+    };
+    match st.delivery.intake().submit(send).await {
+        None => Ok(None),
+        Some(DeviceSendResult::NotFound) => Err(ApiError::not_found("device")),
+        Some(DeviceSendResult::NoProvider(platform)) => {
+            Err(ApiError::NoProvider(format!("the app has no provider credentials for {platform}")))
+        }
+        Some(DeviceSendResult::Accepted(accepted, born, app_version)) => {
+            match (reservation, born) {
+                (Some(reservation), Some(row)) => {
+                    let prepared = Prepared::new(id.to_string(), info.clone(), options.clone(), expires_at);
+                    st.delivery.dispatch(reservation, vec![row], prepared, app_version);
+                }
+                _ if accepted.status == "queued" => st.delivery.wake(false).await,
+                _ => {}
+            }
+            Ok(Some(accepted))
+        }
+    }
+}
+
+/// The answer to an accepted send: 202, or with `wait=true` the results once final.
+async fn answer(
+    st: &AppState,
+    app_id: &str,
+    accepted: Accepted,
+    wait: WaitQuery,
+    timeout: Duration,
+) -> ApiResult<Response> {
     if wait.wait == Some(true) {
         if let Some(results) = wait_for_results(st, app_id, &accepted.id, timeout).await? {
             return Ok((StatusCode::OK, axum::Json(results)).into_response());
@@ -366,7 +434,7 @@ async fn read(
 ) -> ApiResult<axum::Json<NotificationView>> {
     let app_id = who.server_app()?;
     let row = st.store.notification(app_id, &id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
-    Ok(axum::Json(view(&st, row).await?))
+    Ok(axum::Json(view(row)))
 }
 
 #[utoipa::path(delete, path = "/v1/notifications/{id}", tag = "sending", params(("id" = String, Path)),
@@ -383,29 +451,27 @@ async fn cancel(
         .await?
         .ok_or_else(|| ApiError::not_found("notification"))?;
     let row = st.store.notification(app_id, &id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
-    Ok(axum::Json(view(&st, row).await?))
+    Ok(axum::Json(view(row)))
 }
 
-async fn view(st: &AppState, row: NotificationRow) -> ApiResult<NotificationView> {
-    let mut counts = Counts { targeted: row.targeted, pending: 0, delivered: 0, failed: 0, expired: 0, cancelled: 0 };
-    for (status, n) in st.store.delivery_counts(&row.id).await? {
-        match status.as_str() {
-            "delivered" => counts.delivered = n,
-            "failed" => counts.failed = n,
-            "expired" => counts.expired = n,
-            "cancelled" => counts.cancelled = n,
-            _ => {}
-        }
-    }
+fn view(row: NotificationRow) -> NotificationView {
     // Devices not yet expanded by the fan-out are pending too.
-    counts.pending = (row.targeted - counts.delivered - counts.failed - counts.expired - counts.cancelled).max(0);
+    let pending = (row.targeted - row.delivered - row.failed - row.expired - row.cancelled).max(0);
+    let counts = Counts {
+        targeted: row.targeted,
+        pending,
+        delivered: row.delivered,
+        failed: row.failed,
+        expired: row.expired,
+        cancelled: row.cancelled,
+    };
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     let status = if row.status == "scheduled" && row.send_at <= time::now_ms() { "queued".into() } else { row.status };
     let mut notification = parse(&row.info);
     if let Some(obj) = notification.as_object_mut() {
         obj.remove("id");
     }
-    Ok(NotificationView {
+    NotificationView {
         id: row.id,
         status,
         targeted: row.targeted,
@@ -418,7 +484,7 @@ async fn view(st: &AppState, row: NotificationRow) -> ApiResult<NotificationView
         created_at: Timestamp(row.created_at),
         updated_at: Timestamp(row.updated_at),
         completed_at: row.completed_at.map(Timestamp),
-    })
+    }
 }
 
 #[cfg(test)]

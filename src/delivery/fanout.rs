@@ -72,8 +72,13 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             return;
         }
     };
-    let providers = match d.store.app(&job.app_id).await {
-        Ok(Some(app)) => (app.apns.is_some(), app.fcm.is_some()),
+    let Some(notification) = super::sender::Prepared::parse(&job.id, &job.info, &job.options, job.expires_at) else {
+        // Left leased, like an unreadable target.
+        return;
+    };
+    let notification = std::sync::Arc::new(notification);
+    let (providers, app_version) = match d.store.app(&job.app_id).await {
+        Ok(Some(app)) => ((app.apns.is_some(), app.fcm.is_some()), app.updated_at),
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the app of a fan-out; retrying later");
@@ -81,25 +86,33 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             return;
         }
     };
-    let batch = d.config.fanout_batch.max(1);
+    // Half the worker's room per batch, so one batch is inserted while the
+    // one before is still being sent.
+    let batch = d.config.fanout_batch.clamp(1, (d.config.send_concurrency as i64 / 2).max(1));
     loop {
-        if cancel.is_cancelled() {
-            if let Err(e) = d.store.release_fanout(&job.id).await {
-                tracing::warn!(error = %e, "cannot release a fan-out lease; it will expire");
+        // Room for the batch first: the fan-out runs as fast as the
+        // providers take it, never ahead of the worker.
+        let reservation = match d.worker.reserve(batch as usize).await {
+            Some(r) if !cancel.is_cancelled() => r,
+            _ => {
+                if let Err(e) = d.store.release_fanout(&job.id).await {
+                    tracing::warn!(error = %e, "cannot release a fan-out lease; it will expire");
+                }
+                return;
             }
-            return;
-        }
+        };
         let now = now_ms();
-        match d.store.fanout_batch(&job, &target, providers, batch, now, now + lease_ms).await {
-            Ok(FanoutStep::More(n)) => {
-                if n > 0 {
-                    d.wake(false).await;
-                }
+        let born = Some(reservation.lease_until);
+        let step = d.store.fanout_batch(&job, &target, providers, batch, now, now + lease_ms, born).await;
+        let step = step.map(|(step, rows)| {
+            if !rows.is_empty() {
+                d.worker.dispatch(reservation, rows, notification.clone(), app_version);
             }
-            Ok(FanoutStep::Done(n)) => {
-                if n > 0 {
-                    d.wake(false).await;
-                }
+            step
+        });
+        match step {
+            Ok(FanoutStep::More(_)) => {}
+            Ok(FanoutStep::Done(_)) => {
                 // Nothing to send (or all failed at once): complete now.
                 if let Err(e) = d.store.complete_notifications(Some(std::slice::from_ref(&job.id)), now).await {
                     tracing::warn!(error = %e, "cannot complete a notification; the sweep will");

@@ -5,6 +5,7 @@
 
 pub mod credentials;
 mod fanout;
+pub mod intake;
 pub mod retention;
 pub mod retry;
 pub mod sender;
@@ -19,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::store::{Pool, Store};
-use sender::{ProviderSender, Sender};
+use crate::store::{ClaimedDelivery, Pool, Store};
+use sender::{Prepared, ProviderSender, Sender};
+pub use worker::Reservation;
 
 /// The `LISTEN/NOTIFY` channel of new work.
 pub const CHANNEL: &str = "pushgate_deliveries";
@@ -47,8 +49,9 @@ struct Signals {
 pub struct Delivery {
     store: Store,
     config: Arc<Config>,
-    sender: Arc<dyn Sender>,
     signals: Arc<Signals>,
+    worker: Arc<worker::Worker>,
+    intake: intake::Intake,
     tasks: TaskTracker,
 }
 
@@ -62,7 +65,10 @@ impl Delivery {
 
     /// The pipeline sending through `sender` (tests, benchmarks).
     pub fn with_sender(store: Store, config: Arc<Config>, sender: Arc<dyn Sender>) -> Self {
-        Self { store, config, sender, signals: Arc::default(), tasks: TaskTracker::new() }
+        let signals: Arc<Signals> = Arc::default();
+        let worker = Arc::new(worker::Worker::new(store.clone(), &config, sender, signals.clone()));
+        let intake = intake::Intake::start(store.clone());
+        Self { store, config, signals, worker, intake, tasks: TaskTracker::new() }
     }
 
     /// Starts the fan-out task, the delivery workers and (Postgres) the
@@ -77,8 +83,8 @@ impl Delivery {
         if !self.config.workers {
             return;
         }
-        let worker = Arc::new(worker::Worker::new(self));
-        self.tasks.spawn(worker.run(cancel.clone()));
+        self.worker.arm(cancel.clone());
+        self.tasks.spawn(self.worker.clone().run(cancel.clone()));
         self.tasks.spawn(fanout::run(self.clone(), cancel.clone()));
         if let Pool::Postgres(pool) = self.store.pool() {
             self.tasks.spawn(listen(pool.clone(), self.signals.clone(), cancel));
@@ -101,6 +107,29 @@ impl Delivery {
             self.signals.work.notify_one();
             self.signals.announce_work.notify_one();
         }
+    }
+
+    /// The batching front of single-device sends.
+    pub fn intake(&self) -> &intake::Intake {
+        &self.intake
+    }
+
+    /// Room in this instance's worker for `n` deliveries due now, if it runs
+    /// and has room at once: they can then be created claimed and handed
+    /// over with [`dispatch`](Self::dispatch), skipping the queue.
+    pub fn try_reserve(&self, n: usize) -> Option<Reservation> {
+        self.worker.try_reserve(n)
+    }
+
+    /// Sends deliveries of `notification` created claimed under `reservation`.
+    pub fn dispatch(
+        &self,
+        reservation: Reservation,
+        rows: Vec<ClaimedDelivery>,
+        notification: Prepared,
+        app_version: i64,
+    ) {
+        self.worker.dispatch(reservation, rows, Arc::new(notification), app_version);
     }
 
     /// Resolves when some deliveries of this instance reached a final state

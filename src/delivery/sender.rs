@@ -28,6 +28,26 @@ pub struct Prepared {
     pub ttl_zero: bool,
 }
 
+impl Prepared {
+    /// A notification ready to send.
+    pub fn new(id: String, info: NotificationInfo, options: DeliveryOptions, expires_at: Option<i64>) -> Self {
+        let ttl_zero = options.ttl_seconds == Some(0);
+        Self { id, info, options, expires_at, ttl_zero }
+    }
+
+    /// Parses the stored JSON of a notification; `None` (its deliveries are
+    /// cancelled) when it is unreadable, which is logged.
+    pub fn parse(id: &str, info: &str, options: &str, expires_at: Option<i64>) -> Option<Self> {
+        let info: NotificationInfo = serde_json::from_str(info)
+            .map_err(|e| tracing::error!(notification = %id, error = %e, "stored notification is unreadable"))
+            .ok()?;
+        let options: DeliveryOptions = serde_json::from_str(options)
+            .map_err(|e| tracing::error!(notification = %id, error = %e, "stored options are unreadable"))
+            .ok()?;
+        Some(Self::new(id.to_string(), info, options, expires_at))
+    }
+}
+
 /// One delivery to send.
 #[derive(Debug)]
 pub struct Job {
@@ -41,6 +61,10 @@ pub struct Job {
     pub platform: Platform,
     /// Device token.
     pub token: String,
+    /// Registered device, if any (deactivated when the token is dead).
+    pub device_id: Option<String>,
+    /// Attempts made before this one.
+    pub attempts: i32,
     /// The notification.
     pub notification: Arc<Prepared>,
 }

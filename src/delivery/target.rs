@@ -44,6 +44,15 @@ impl Target {
         matches!(self, Target::DeviceIds(_) | Target::Tokens(_))
     }
 
+    /// How many devices or tokens an explicit target names (0 for others).
+    pub fn explicit_len(&self) -> usize {
+        match self {
+            Target::DeviceIds(ids) => ids.len(),
+            Target::Tokens(tokens) => tokens.len(),
+            _ => 0,
+        }
+    }
+
     /// Parses `to`: an object with exactly one known key.
     pub fn parse(to: &Value) -> Result<Self, ApiError> {
         let obj = to.as_object().ok_or_else(|| ApiError::field("to", "to must be an object with one target"))?;

@@ -1,27 +1,47 @@
-//! The delivery worker: claims due deliveries in batches (a short statement
-//! committed before any provider call), sends them with bounded concurrency,
-//! and writes the results back in one statement per batch.
+//! The delivery worker: sends deliveries with bounded concurrency and writes
+//! their results back. Deliveries reach it two ways: born claimed by the
+//! fan-out or a send (handed over in memory, no claim), or claimed in
+//! batches from the queue (retries, scheduled sends, a crashed instance's
+//! leases; a short statement committed before any provider call). Results
+//! of all batches go to one writer that commits them together.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use pushgate_providers::{DeliveryOptions, NotificationInfo};
 use rand::Rng;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::retry::{self, Decision, RetryPolicy};
 use super::sender::{Job, Prepared, Sender};
-use super::{pause, Delivery, Signals};
+use super::{pause, Signals};
+use crate::config::Config;
 use crate::domain::{time::now_ms, Platform};
 use crate::store::{ClaimedDelivery, DeadToken, DeliveryUpdate, NotificationRow, Store, StoreResult};
 
 /// Parsed notifications kept across batches (a notification's deliveries
 /// span many batches); cleared when it grows past this.
 const PREPARED_CACHE: usize = 10_000;
+/// Most results committed in one write-back transaction.
+const WRITE_BATCH: usize = 5_000;
+
+/// Room for deliveries in flight, taken before they are created or claimed.
+pub struct Reservation {
+    permit: OwnedSemaphorePermit,
+    /// Deliveries created under this reservation are leased until then.
+    pub lease_until: i64,
+}
+
+/// Results of one batch, for the writer.
+#[derive(Default)]
+struct Finished {
+    updates: Vec<DeliveryUpdate>,
+    dead: Vec<DeadToken>,
+    released: Vec<i64>,
+}
 
 pub(super) struct Worker {
     store: Store,
@@ -32,47 +52,109 @@ pub(super) struct Worker {
     lease_ms: i64,
     poll: Duration,
     concurrency: usize,
+    permits: Arc<Semaphore>,
+    batches: TaskTracker,
+    /// Set when the worker runs: born-claimed work is only handed to a running worker.
+    cancel: OnceLock<CancellationToken>,
+    results: mpsc::UnboundedSender<Finished>,
+    results_rx: Mutex<Option<mpsc::UnboundedReceiver<Finished>>>,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
 }
 
 impl Worker {
-    pub(super) fn new(d: &Delivery) -> Self {
+    pub(super) fn new(store: Store, config: &Config, sender: Arc<dyn Sender>, signals: Arc<Signals>) -> Self {
+        let concurrency = config.send_concurrency.max(1);
+        let (results, results_rx) = mpsc::unbounded_channel();
         Self {
-            store: d.store.clone(),
-            sender: d.sender.clone(),
-            signals: d.signals.clone(),
-            policy: RetryPolicy::from_config(&d.config),
-            batch: d.config.claim_batch.max(1) as usize,
+            store,
+            sender,
+            signals,
+            policy: RetryPolicy::from_config(config),
+            batch: config.claim_batch.max(1) as usize,
             // A lease must outlive a batch's slowest provider call plus its
             // write-back, or another worker could take the batch back and
             // send it twice.
-            lease_ms: (d.config.lease_seconds.max(1) * 1000).max(d.config.provider_timeout_ms as i64 + 15_000),
-            poll: Duration::from_millis(d.config.poll_interval_ms.max(10)),
-            concurrency: d.config.send_concurrency.max(1),
+            lease_ms: (config.lease_seconds.max(1) * 1000).max(config.provider_timeout_ms as i64 + 15_000),
+            poll: Duration::from_millis(config.poll_interval_ms.max(10)),
+            concurrency,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            batches: TaskTracker::new(),
+            cancel: OnceLock::new(),
+            results,
+            results_rx: Mutex::new(Some(results_rx)),
             prepared: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Claims and sends until `cancel`; then waits for the batches in flight.
+    /// Marks the worker as running until `cancel`, before its tasks start.
+    pub(super) fn arm(&self, cancel: CancellationToken) {
+        let _ = self.cancel.set(cancel);
+    }
+
+    /// Room for `n` deliveries (at most the concurrency), waiting for it;
+    /// `None` when the worker is not running or shuts down meanwhile.
+    pub(super) async fn reserve(&self, n: usize) -> Option<Reservation> {
+        let cancel = self.cancel.get()?;
+        let n = n.clamp(1, self.concurrency) as u32;
+        let permit = tokio::select! {
+            p = self.permits.clone().acquire_many_owned(n) => p.ok()?,
+            _ = cancel.cancelled() => return None,
+        };
+        Some(Reservation { permit, lease_until: now_ms() + self.lease_ms })
+    }
+
+    /// Room for `n` deliveries if there is some now.
+    pub(super) fn try_reserve(&self, n: usize) -> Option<Reservation> {
+        let cancel = self.cancel.get()?;
+        if cancel.is_cancelled() || n == 0 || n > self.concurrency {
+            return None;
+        }
+        let permit = self.permits.clone().try_acquire_many_owned(n as u32).ok()?;
+        Some(Reservation { permit, lease_until: now_ms() + self.lease_ms })
+    }
+
+    /// Sends deliveries born claimed under `reservation`, all of `notification`.
+    pub(super) fn dispatch(
+        self: &Arc<Self>,
+        reservation: Reservation,
+        rows: Vec<ClaimedDelivery>,
+        notification: Arc<Prepared>,
+        app_version: i64,
+    ) {
+        let Some(cancel) = self.cancel.get().cloned() else { return };
+        let now = now_ms();
+        let mut jobs = Vec::with_capacity(rows.len());
+        let mut updates = Vec::new();
+        for row in rows {
+            if let Some(job) = job_for(row, &notification, app_version, now, &mut updates) {
+                jobs.push(job);
+            }
+        }
+        self.batches.spawn(self.clone().send_all(jobs, updates, reservation.permit, cancel));
+    }
+
+    /// Claims and sends until `cancel`; then waits for the batches in
+    /// flight and their write-back.
     pub(super) async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        let permits = Arc::new(Semaphore::new(self.concurrency));
-        let batches = TaskTracker::new();
+        let Some(rx) = self.results_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        let drained = CancellationToken::new();
+        let writer = tokio::spawn(self.clone().write_results(rx, drained.clone()));
         while !cancel.is_cancelled() {
             // One permit per delivery in flight: claim only what can be sent now.
             let mut permit = tokio::select! {
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = cancel.cancelled() => break,
             };
-            let more = (self.batch - 1).min(permits.available_permits()) as u32;
+            let more = (self.batch - 1).min(self.permits.available_permits()) as u32;
             if more > 0 {
-                if let Ok(extra) = permits.clone().try_acquire_many_owned(more) {
+                if let Ok(extra) = self.permits.clone().try_acquire_many_owned(more) {
                     permit.merge(extra);
                 }
             }
             let now = now_ms();
             match self.store.claim_deliveries(now, now + self.lease_ms, permit.num_permits() as i64).await {
                 Ok(rows) if !rows.is_empty() => {
-                    batches.spawn(self.clone().process(rows, permit, cancel.clone()));
+                    self.batches.spawn(self.clone().process(rows, permit, cancel.clone()));
                 }
                 Ok(_) => {
                     drop(permit);
@@ -85,8 +167,10 @@ impl Worker {
                 }
             }
         }
-        batches.close();
-        batches.wait().await;
+        self.batches.close();
+        self.batches.wait().await;
+        drained.cancel();
+        let _ = writer.await;
     }
 
     /// Waits for a wake-up, the next due delivery, or the poll interval.
@@ -102,29 +186,38 @@ impl Worker {
         }
     }
 
-    /// Sends one claimed batch and writes the results back.
+    /// Sends one claimed batch.
     async fn process(
         self: Arc<Self>,
         rows: Vec<ClaimedDelivery>,
-        mut permit: OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
         cancel: CancellationToken,
     ) {
         let now = now_ms();
-        let (jobs, mut updates) = match self.prepare(&rows, now).await {
-            Ok(prepared) => prepared,
+        match self.prepare(rows.clone(), now).await {
+            Ok((jobs, updates)) => self.send_all(jobs, updates, permit, cancel).await,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot prepare a claimed batch; giving it back");
                 let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
                 if let Err(e) = self.store.release_deliveries(&ids, now).await {
                     tracing::warn!(error = %e, "cannot give the batch back; its lease will expire");
                 }
-                return;
             }
-        };
-        let claimed: HashMap<i64, &ClaimedDelivery> = rows.iter().map(|r| (r.id, r)).collect();
-        let mut dead = Vec::new();
-        let mut released = Vec::new();
+        }
+    }
+
+    /// Sends `jobs` (one permit each), then hands their results, with the
+    /// `updates` decided without a provider call, to the writer.
+    async fn send_all(
+        self: Arc<Self>,
+        jobs: Vec<Job>,
+        updates: Vec<DeliveryUpdate>,
+        mut permit: OwnedSemaphorePermit,
+        cancel: CancellationToken,
+    ) {
+        let mut done = Finished { updates, ..Finished::default() };
         let sender = self.sender.clone();
+        let width = jobs.len().max(1);
         let mut results = futures_util::stream::iter(jobs)
             .map(|job| {
                 let sender = sender.clone();
@@ -135,18 +228,19 @@ impl Worker {
                     (job, outcome)
                 }
             })
-            .buffer_unordered(rows.len().max(1));
+            .buffer_unordered(width);
         while let Some((job, outcome)) = results.next().await {
             // Free this delivery's slot for the next claim.
-            drop(permit.split(1));
+            if permit.num_permits() > 0 {
+                drop(permit.split(1));
+            }
             let Some(outcome) = outcome else {
-                released.push(job.delivery_id);
+                done.released.push(job.delivery_id);
                 continue;
             };
-            let attempts = claimed.get(&job.delivery_id).map_or(0, |r| r.attempts) + 1;
             let decision = retry::decide(
                 outcome,
-                attempts,
+                job.attempts + 1,
                 now_ms(),
                 job.notification.expires_at,
                 &self.policy,
@@ -154,24 +248,27 @@ impl Worker {
             );
             log_outcome(&job, &decision);
             if let Decision::Failed { deactivate: true, reason, .. } = &decision {
-                if let Some(device_id) = claimed.get(&job.delivery_id).and_then(|r| r.device_id.clone()) {
-                    dead.push(DeadToken {
+                if let Some(device_id) = &job.device_id {
+                    done.dead.push(DeadToken {
                         app_id: job.app_id.clone(),
-                        device_id,
+                        device_id: device_id.clone(),
                         token: job.token.clone(),
                         reason: reason.clone(),
+                        platform: job.platform.as_str(),
                     });
                 }
             }
-            updates.push(update_for(job.delivery_id, decision, now_ms()));
+            done.updates.push(update_for(job.delivery_id, job.platform.as_str(), decision, now_ms()));
         }
         drop(results);
-        self.finish(&rows, &updates, &dead, &released).await;
+        // The writer outlives every batch (see `run`); a send error means it
+        // is gone, and the leases bring these deliveries back.
+        let _ = self.results.send(done);
     }
 
     /// Turns claimed rows into jobs, and into immediate updates those that
     /// need no provider call (cancelled, expired, unknown).
-    async fn prepare(&self, rows: &[ClaimedDelivery], now: i64) -> StoreResult<(Vec<Job>, Vec<DeliveryUpdate>)> {
+    async fn prepare(&self, rows: Vec<ClaimedDelivery>, now: i64) -> StoreResult<(Vec<Job>, Vec<DeliveryUpdate>)> {
         let notification_ids: Vec<String> =
             rows.iter().map(|r| r.notification_id.clone()).collect::<HashSet<_>>().into_iter().collect();
         let app_ids: Vec<String> = rows.iter().map(|r| r.app_id.clone()).collect::<HashSet<_>>().into_iter().collect();
@@ -197,29 +294,22 @@ impl Worker {
         let mut updates = Vec::new();
         for row in rows {
             let Some(notification) = live.get(&row.notification_id) else {
-                updates.push(final_update(row.id, "cancelled", None, now));
-                continue;
-            };
-            let Some(platform) = Platform::parse(&row.platform) else {
-                updates.push(final_update(row.id, "failed", Some("unknown platform".into()), now));
+                updates.push(final_update(row.id, platform_name(&row.platform), "cancelled", None, now));
                 continue;
             };
             let Some(&app_version) = versions.get(&row.app_id) else {
-                updates.push(final_update(row.id, "failed", Some("the app no longer exists".into()), now));
+                updates.push(final_update(
+                    row.id,
+                    platform_name(&row.platform),
+                    "failed",
+                    Some("the app no longer exists".into()),
+                    now,
+                ));
                 continue;
             };
-            if retry::expired_before_sending(now, notification.expires_at, notification.ttl_zero, row.attempts) {
-                updates.push(final_update(row.id, "expired", None, now));
-                continue;
+            if let Some(job) = job_for(row, notification, app_version, now, &mut updates) {
+                jobs.push(job);
             }
-            jobs.push(Job {
-                delivery_id: row.id,
-                app_id: row.app_id.clone(),
-                app_version,
-                platform,
-                token: row.token.clone(),
-                notification: notification.clone(),
-            });
         }
         Ok((jobs, updates))
     }
@@ -231,29 +321,51 @@ impl Worker {
         if let Some(p) = cache.get(&n.id) {
             return Some(p.clone());
         }
-        let info: NotificationInfo = serde_json::from_str(&n.info)
-            .map_err(|e| tracing::error!(notification = %n.id, error = %e, "stored notification is unreadable"))
-            .ok()?;
-        let options: DeliveryOptions = serde_json::from_str(&n.options)
-            .map_err(|e| tracing::error!(notification = %n.id, error = %e, "stored options are unreadable"))
-            .ok()?;
+        let p = Arc::new(Prepared::parse(&n.id, &n.info, &n.options, n.expires_at)?);
         if cache.len() >= PREPARED_CACHE {
             cache.clear();
         }
-        let ttl_zero = options.ttl_seconds == Some(0);
-        let p = Arc::new(Prepared { id: n.id.clone(), info, options, expires_at: n.expires_at, ttl_zero });
         cache.insert(n.id.clone(), p.clone());
         Some(p)
     }
 
-    /// Writes a batch's results back (retrying a failing store for a while:
-    /// the provider calls are done and should not be repeated), gives back
-    /// what was not sent, and completes finished notifications.
-    async fn finish(&self, rows: &[ClaimedDelivery], updates: &[DeliveryUpdate], dead: &[DeadToken], released: &[i64]) {
+    /// Commits the results of every batch that finished meanwhile in one
+    /// transaction (group commit), until `drained` fires and nothing is left.
+    async fn write_results(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finished>, drained: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                biased;
+                f = rx.recv() => f,
+                _ = drained.cancelled() => rx.try_recv().ok(),
+            };
+            let Some(mut all) = first else { return };
+            while all.updates.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => {
+                        all.updates.extend(more.updates);
+                        all.dead.extend(more.dead);
+                        all.released.extend(more.released);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.finish(all).await;
+        }
+    }
+
+    /// Writes results back (retrying a failing store for a while: the
+    /// provider calls are done and should not be repeated), and gives back
+    /// what was not sent.
+    async fn finish(&self, done: Finished) {
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=8 {
-            match self.store.write_back(updates, dead, now_ms()).await {
-                Ok(()) => break,
+            match self.store.write_back(&done.updates, &done.dead, now_ms()).await {
+                Ok(completed) => {
+                    if !completed.is_empty() {
+                        tracing::debug!(count = completed.len(), "notifications completed");
+                    }
+                    break;
+                }
                 Err(e) if attempt == 8 => {
                     tracing::error!(error = %e, "cannot write delivery results back; their leases will expire and they will be retried");
                     return;
@@ -265,36 +377,56 @@ impl Worker {
                 }
             }
         }
-        let platforms: HashMap<i64, &str> = rows.iter().map(|r| (r.id, r.platform.as_str())).collect();
-        for u in updates {
-            let platform = platforms.get(&u.id).copied().unwrap_or("unknown");
+        for u in &done.updates {
             let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };
-            crate::metrics::delivery(platform, if u.status == "pending" { "retry" } else { u.status }, reason);
+            crate::metrics::delivery(u.platform, if u.status == "pending" { "retry" } else { u.status }, reason);
         }
-        if !dead.is_empty() {
-            let by_device: HashMap<&str, &str> =
-                rows.iter().filter_map(|r| Some((r.device_id.as_deref()?, r.platform.as_str()))).collect();
-            for d in dead {
-                crate::metrics::tokens_deactivated(
-                    by_device.get(d.device_id.as_str()).copied().unwrap_or("unknown"),
-                    1,
-                );
-            }
+        for d in &done.dead {
+            crate::metrics::tokens_deactivated(d.platform, 1);
         }
-        if let Err(e) = self.store.release_deliveries(released, now_ms()).await {
+        if let Err(e) = self.store.release_deliveries(&done.released, now_ms()).await {
             tracing::warn!(error = %e, "cannot give unsent deliveries back; their leases will expire");
         }
-        let ids: Vec<String> =
-            rows.iter().map(|r| r.notification_id.clone()).collect::<HashSet<_>>().into_iter().collect();
-        if let Err(e) = self.store.complete_notifications(Some(&ids), now_ms()).await {
-            tracing::warn!(error = %e, "cannot complete notifications; the sweep will");
-        }
         self.signals.done.notify_waiters();
-        if updates.iter().any(|u| u.status == "pending") {
+        if done.updates.iter().any(|u| u.status == "pending") {
             // A retry may be due before the idle worker's next poll.
             self.signals.work.notify_one();
         }
     }
+}
+
+/// The job of a delivery of `notification`, or (pushed to `updates`) its
+/// final state when it cannot be sent: unknown platform, expired.
+fn job_for(
+    row: ClaimedDelivery,
+    notification: &Arc<Prepared>,
+    app_version: i64,
+    now: i64,
+    updates: &mut Vec<DeliveryUpdate>,
+) -> Option<Job> {
+    let Some(platform) = Platform::parse(&row.platform) else {
+        updates.push(final_update(row.id, "unknown", "failed", Some("unknown platform".into()), now));
+        return None;
+    };
+    if retry::expired_before_sending(now, notification.expires_at, notification.ttl_zero, row.attempts) {
+        updates.push(final_update(row.id, platform.as_str(), "expired", None, now));
+        return None;
+    }
+    Some(Job {
+        delivery_id: row.id,
+        app_id: row.app_id,
+        app_version,
+        platform,
+        token: row.token,
+        device_id: row.device_id,
+        attempts: row.attempts,
+        notification: notification.clone(),
+    })
+}
+
+/// The static name of a stored platform, for metrics.
+fn platform_name(platform: &str) -> &'static str {
+    Platform::parse(platform).map_or("unknown", Platform::as_str)
 }
 
 /// Logs a provider's refusal with app, platform and reason; tokens are
@@ -319,9 +451,16 @@ fn log_outcome(job: &Job, decision: &Decision) {
     }
 }
 
-fn final_update(id: i64, status: &'static str, reason: Option<String>, now: i64) -> DeliveryUpdate {
+fn final_update(
+    id: i64,
+    platform: &'static str,
+    status: &'static str,
+    reason: Option<String>,
+    now: i64,
+) -> DeliveryUpdate {
     DeliveryUpdate {
         id,
+        platform,
         status,
         inc: 0,
         next_attempt_at: now,
@@ -332,10 +471,11 @@ fn final_update(id: i64, status: &'static str, reason: Option<String>, now: i64)
     }
 }
 
-fn update_for(id: i64, decision: Decision, now: i64) -> DeliveryUpdate {
+fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64) -> DeliveryUpdate {
     let status_of = |s: Option<u16>| s.map(i32::from);
     let base = DeliveryUpdate {
         id,
+        platform,
         status: "failed",
         inc: 1,
         next_attempt_at: now,

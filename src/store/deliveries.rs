@@ -22,6 +22,8 @@ pub struct ClaimedDelivery {
     pub token: String,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// `pending`; a delivery born `failed` (no provider) is never sent.
+    pub status: String,
 }
 
 /// The result of one attempt, written back in batches.
@@ -30,6 +32,7 @@ pub struct DeliveryUpdate {
     /// Delivery id.
     pub id: i64,
     /// New status (`pending` for a retry).
+    #[serde(rename = "next_status")]
     pub status: &'static str,
     /// 1 when a provider call was made, else 0.
     pub inc: i32,
@@ -43,6 +46,9 @@ pub struct DeliveryUpdate {
     pub provider_message_id: Option<String>,
     /// When delivered (ms).
     pub delivered_at: Option<i64>,
+    /// `ios` / `android`, for metrics (not stored).
+    #[serde(skip)]
+    pub platform: &'static str,
 }
 
 /// A device whose token a provider declared dead.
@@ -56,6 +62,9 @@ pub struct DeadToken {
     pub token: String,
     /// Provider reason.
     pub reason: String,
+    /// `ios` / `android`, for metrics (not stored).
+    #[serde(skip)]
+    pub platform: &'static str,
 }
 
 /// A row of the delivery log.
@@ -114,6 +123,36 @@ pub struct DeliveryFilter {
     pub before_id: Option<i64>,
 }
 
+/// Final deliveries of one notification in a write-back.
+#[derive(Debug, Default, Serialize)]
+struct Tally {
+    notification_id: String,
+    delivered: i64,
+    failed: i64,
+    expired: i64,
+    cancelled: i64,
+}
+
+impl Tally {
+    /// Tallies `(notification_id, new status)` rows, sorted by id so that
+    /// concurrent write-backs lock notifications in one order.
+    fn of(changed: &[(String, String)]) -> Vec<Tally> {
+        let mut by_id: std::collections::BTreeMap<&str, Tally> = std::collections::BTreeMap::new();
+        for (id, status) in changed {
+            let t =
+                by_id.entry(id.as_str()).or_insert_with(|| Tally { notification_id: id.clone(), ..Tally::default() });
+            match status.as_str() {
+                "delivered" => t.delivered += 1,
+                "failed" => t.failed += 1,
+                "expired" => t.expired += 1,
+                "cancelled" => t.cancelled += 1,
+                _ => {}
+            }
+        }
+        by_id.into_values().filter(|t| t.delivered + t.failed + t.expired + t.cancelled > 0).collect()
+    }
+}
+
 enum Arg {
     Text(String),
     Int(i64),
@@ -131,7 +170,7 @@ impl Store {
         let sql = format!(
             "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts"
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, ClaimedDelivery>(&sql)
             .bind(now).bind(lease_until).bind(limit).fetch_all(p).await?))
@@ -141,24 +180,31 @@ impl Store {
     pub async fn mark_sending(&self, ids: &[String], now: i64) -> StoreResult<()> {
         let sql = format!(
             "UPDATE notifications SET status = 'sending', updated_at = $1 WHERE status IN ('scheduled', 'queued') \
-             AND id IN {}",
-            Dialect::of(self.pool()).json_strings(2)
+             AND {}",
+            Dialect::of(self.pool()).in_strings("id", 2)
         );
         let ids = serde_json::to_string(ids)?;
         on_pool!(self.pool(), p => sqlx::query(&sql).bind(now).bind(&ids).execute(p).await?.rows_affected());
         Ok(())
     }
 
-    /// Writes a batch of results back and deactivates dead tokens' devices,
-    /// in one transaction of two statements. Only rows still pending change
-    /// (a cancel may have finished them meanwhile).
-    pub async fn write_back(&self, updates: &[DeliveryUpdate], dead: &[DeadToken], now: i64) -> StoreResult<()> {
+    /// Writes a batch of results back, moves the notifications' counts
+    /// (completing those with nothing left), and deactivates dead tokens'
+    /// devices: one transaction of three statements. Only rows still pending
+    /// change (a cancel may have finished them meanwhile), and only those
+    /// are counted. Returns the notifications completed.
+    pub async fn write_back(
+        &self,
+        updates: &[DeliveryUpdate],
+        dead: &[DeadToken],
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
         let d = Dialect::of(self.pool());
         let results = d.json_records(
             1,
             &[
                 ("id", "bigint"),
-                ("status", "text"),
+                ("next_status", "text"),
                 ("inc", "int"),
                 ("next_attempt_at", "bigint"),
                 ("provider_status", "int"),
@@ -168,11 +214,32 @@ impl Store {
             ],
         );
         let update_deliveries = format!(
-            "UPDATE deliveries AS d SET status = v.status, attempts = d.attempts + v.inc, \
+            "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
              next_attempt_at = v.next_attempt_at, lease_until = NULL, \
              provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
              provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
-             FROM {results} WHERE d.id = v.id AND d.status = 'pending'"
+             FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING notification_id, status"
+        );
+        let tallies = d.json_records(
+            1,
+            &[
+                ("notification_id", "text"),
+                ("delivered", "bigint"),
+                ("failed", "bigint"),
+                ("expired", "bigint"),
+                ("cancelled", "bigint"),
+            ],
+        );
+        let finished =
+            "n.delivered + n.failed + n.expired + n.cancelled + v.delivered + v.failed + v.expired + v.cancelled";
+        let count = format!(
+            "UPDATE notifications AS n SET delivered = n.delivered + v.delivered, failed = n.failed + v.failed, \
+             expired = n.expired + v.expired, cancelled = n.cancelled + v.cancelled, updated_at = $2, \
+             status = CASE WHEN n.fanout_done AND n.status IN ('queued', 'sending') AND {finished} >= n.targeted \
+               THEN 'completed' ELSE n.status END, \
+             completed_at = CASE WHEN n.fanout_done AND n.status IN ('queued', 'sending') AND {finished} >= n.targeted \
+               THEN $2 ELSE n.completed_at END \
+             FROM {tallies} WHERE n.id = v.notification_id RETURNING id, status"
         );
         let dead_tokens =
             d.json_records(1, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
@@ -184,15 +251,24 @@ impl Store {
         );
         let updates_json = serde_json::to_string(updates)?;
         let dead_json = serde_json::to_string(dead)?;
-        on_pool!(self.pool(), p => {
+        let completed = on_pool!(self.pool(), p => {
             let mut tx = p.begin_write().await?;
-            sqlx::query(&update_deliveries).bind(&updates_json).bind(now).execute(&mut *tx).await?;
+            let changed: Vec<(String, String)> =
+                sqlx::query_as(&update_deliveries).bind(&updates_json).bind(now).fetch_all(&mut *tx).await?;
+            let tallies = Tally::of(&changed);
+            let mut completed = Vec::new();
+            if !tallies.is_empty() {
+                let done: Vec<(String, String)> = sqlx::query_as(&count)
+                    .bind(serde_json::to_string(&tallies)?).bind(now).fetch_all(&mut *tx).await?;
+                completed = done.into_iter().filter(|(_, s)| s == "completed").map(|(id, _)| id).collect();
+            }
             if !dead.is_empty() {
                 sqlx::query(&deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            completed
         });
-        Ok(())
+        Ok(completed)
     }
 
     /// Gives claimed deliveries back (shutdown before sending): due at once.
@@ -201,8 +277,8 @@ impl Store {
             return Ok(());
         }
         let sql = format!(
-            "UPDATE deliveries SET lease_until = NULL, next_attempt_at = $1 WHERE status = 'pending' AND id IN {}",
-            Dialect::of(self.pool()).json_ints(2)
+            "UPDATE deliveries SET lease_until = NULL, next_attempt_at = $1 WHERE status = 'pending' AND {}",
+            Dialect::of(self.pool()).in_ints("id", 2)
         );
         let ids = serde_json::to_string(ids)?;
         on_pool!(self.pool(), p => sqlx::query(&sql).bind(now).bind(&ids).execute(p).await?.rows_affected());
@@ -230,7 +306,7 @@ impl Store {
 
     /// `updated_at` of apps, which versions their credentials.
     pub async fn app_versions(&self, ids: &[String]) -> StoreResult<Vec<(String, i64)>> {
-        let sql = format!("SELECT id, updated_at FROM apps WHERE id IN {}", Dialect::of(self.pool()).json_strings(1));
+        let sql = format!("SELECT id, updated_at FROM apps WHERE {}", Dialect::of(self.pool()).in_strings("id", 1));
         let ids = serde_json::to_string(ids)?;
         Ok(on_pool!(self.pool(), p => sqlx::query_as(&sql).bind(&ids).fetch_all(p).await?))
     }

@@ -4,6 +4,7 @@
 
 mod apps;
 mod deliveries;
+mod device_sends;
 mod devices;
 mod fanout;
 mod groups;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use apps::{AppRow, NewApp};
 pub use deliveries::{ClaimedDelivery, DeadToken, DeliveryFilter, DeliveryRow, DeliveryUpdate};
+pub use device_sends::{DeviceSendResult, NewDeviceSend};
 pub use devices::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
 pub use fanout::{FanoutJob, FanoutStep};
 pub use groups::GroupRow;

@@ -1,7 +1,7 @@
 //! Notifications: created durably with their target (and, for explicit
 //! targets, their deliveries) in one transaction; read, cancelled, completed.
 
-use super::{on_pool, BeginWrite, Pool, Store, StoreError, StoreResult};
+use super::{on_pool, BeginWrite, ClaimedDelivery, Pool, Store, StoreError, StoreResult};
 use crate::delivery::target::Target;
 
 /// A stored notification.
@@ -33,10 +33,18 @@ pub struct NotificationRow {
     pub updated_at: i64,
     /// When the last delivery reached a final state (ms).
     pub completed_at: Option<i64>,
+    /// Deliveries delivered.
+    pub delivered: i64,
+    /// Deliveries failed.
+    pub failed: i64,
+    /// Deliveries expired.
+    pub expired: i64,
+    /// Deliveries cancelled.
+    pub cancelled: i64,
 }
 
-const COLUMNS: &str =
-    "id, app_id, status, target, info, options, targeted, send_at, expires_at, fanout_done, created_at, updated_at, completed_at";
+const COLUMNS: &str = "id, app_id, status, target, info, options, targeted, send_at, expires_at, fanout_done, \
+     created_at, updated_at, completed_at, delivered, failed, expired, cancelled";
 
 /// What creating a notification takes.
 #[derive(Debug)]
@@ -59,6 +67,8 @@ pub struct NewNotification<'a> {
     pub providers: (bool, bool),
     /// `Idempotency-Key` and the hash of the request.
     pub idempotency: Option<(&'a str, &'a str)>,
+    /// Deliveries of an explicit target due now are born claimed until then.
+    pub lease_until: Option<i64>,
     /// Now (ms).
     pub now: i64,
 }
@@ -77,8 +87,9 @@ pub struct Accepted {
 /// What became of a create.
 #[derive(Debug)]
 pub enum Created {
-    /// Stored and committed.
-    New(Accepted),
+    /// Stored and committed, with the deliveries born claimed (see
+    /// [`NewNotification::lease_until`]).
+    New(Accepted, Vec<ClaimedDelivery>),
     /// The idempotency key was used before with the same request.
     Replayed(Accepted),
     /// The idempotency key was used before with another request.
@@ -102,39 +113,41 @@ impl Dialect {
         Self { pg: matches!(pool, Pool::Postgres(_)) }
     }
 
-    /// A subquery of the strings of the JSON array in parameter `$n`.
-    pub(crate) fn json_strings(&self, n: usize) -> String {
+    /// `col` is one of the strings of the JSON array in parameter `$n`.
+    /// Postgres gets `= ANY(ARRAY(…))`, which looks each up by index; an
+    /// `IN (SELECT …)` semi-join may scan the whole app instead.
+    pub(crate) fn in_strings(&self, col: &str, n: usize) -> String {
         if self.pg {
-            format!("(SELECT json_array_elements_text(${n}::json))")
+            format!("{col} = ANY(ARRAY(SELECT json_array_elements_text(${n}::json)))")
         } else {
-            format!("(SELECT value FROM json_each(${n}))")
+            format!("{col} IN (SELECT value FROM json_each(${n}))")
         }
     }
 
-    /// A subquery of the integers of the JSON array in parameter `$n`.
-    pub(crate) fn json_ints(&self, n: usize) -> String {
+    /// `col` is one of the integers of the JSON array in parameter `$n`.
+    pub(crate) fn in_ints(&self, col: &str, n: usize) -> String {
         if self.pg {
-            format!("(SELECT json_array_elements_text(${n}::json)::bigint)")
+            format!("{col} = ANY(ARRAY(SELECT json_array_elements_text(${n}::json)::bigint))")
         } else {
-            format!("(SELECT value FROM json_each(${n}))")
+            format!("{col} IN (SELECT value FROM json_each(${n}))")
         }
-    }
-
-    /// A row source `v(platform, token)` from the JSON array in `$n`.
-    fn json_tokens(&self, n: usize) -> String {
-        self.json_records(n, &[("platform", "text"), ("token", "text")])
     }
 
     /// A row source `v(columns…)` from the JSON array of objects in `$n`;
     /// each column is `(name, Postgres type)`.
     pub(crate) fn json_records(&self, n: usize, columns: &[(&str, &str)]) -> String {
+        self.json_records_as(n, columns, "v")
+    }
+
+    /// [`json_records`](Self::json_records) named `alias`.
+    pub(crate) fn json_records_as(&self, n: usize, columns: &[(&str, &str)], alias: &str) -> String {
         if self.pg {
             let cols: Vec<String> = columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect();
-            format!("json_to_recordset(${n}::json) AS v({})", cols.join(", "))
+            format!("json_to_recordset(${n}::json) AS {alias}({})", cols.join(", "))
         } else {
             let cols: Vec<String> =
                 columns.iter().map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}")).collect();
-            format!("(SELECT {} FROM json_each(${n})) AS v", cols.join(", "))
+            format!("(SELECT {} FROM json_each(${n})) AS {alias}", cols.join(", "))
         }
     }
 }
@@ -160,7 +173,7 @@ pub(crate) fn fanout_source(target: &Target, d: &Dialect, p: usize) -> (String, 
             "g.device_id",
         ),
         Target::UserIds(_) => (
-            format!("FROM devices d WHERE d.app_id = $1 AND d.active = TRUE AND d.user_id IN {}", d.json_strings(p)),
+            format!("FROM devices d WHERE d.app_id = $1 AND d.active = TRUE AND {}", d.in_strings("d.user_id", p)),
             "d.id",
         ),
         // `$p` is bound (to NULL) for every target, so bind positions never shift.
@@ -185,53 +198,85 @@ fn platform_has_provider(platform: &str, providers: (bool, bool)) -> bool {
     }
 }
 
+/// The statements of an explicit target (`device_ids`, `tokens`): the
+/// notification inserted with its counts and status computed from the
+/// target, then its deliveries. Both take `$1` app, `$2` id, `$3`/`$4` the
+/// APNs/FCM flags and `$7` the JSON list; the notification `$5` now, `$6`
+/// target, `$8` info, `$9` options, `$10` send_at, `$11` expires_at; the
+/// deliveries `$5` next attempt, `$6` now, `$8` lease.
+struct ExplicitSql {
+    list: String,
+    insert_notification: String,
+    insert_deliveries: String,
+    count_devices: String,
+}
+
+impl ExplicitSql {
+    fn new(target: &Target, d: &Dialect) -> Option<Self> {
+        let (list, from, active, device_id) = match target {
+            Target::DeviceIds(ids) => (
+                serde_json::to_string(ids).ok()?,
+                format!("FROM devices d WHERE d.app_id = $1 AND {}", d.in_strings("d.id", 7)),
+                "d.active",
+                "d.id",
+            ),
+            Target::Tokens(tokens) => (
+                serde_json::to_string(tokens).ok()?,
+                format!("FROM {} WHERE TRUE", d.json_records_as(7, &[("platform", "text"), ("token", "text")], "d")),
+                "TRUE",
+                "(SELECT x.id FROM devices x WHERE x.app_id = $1 AND x.platform = d.platform AND x.token = d.token)",
+            ),
+            _ => return None,
+        };
+        let ok = "((d.platform = 'ios' AND $3) OR (d.platform = 'android' AND $4))";
+        let insert_notification = format!(
+            "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, failed, send_at, \
+             expires_at, fanout_done, fanned_out, created_at, updated_at, completed_at) \
+             SELECT $2, $1, CASE WHEN $10 > $5 THEN 'scheduled' WHEN t.targeted = 0 THEN 'completed' ELSE 'queued' END, \
+             $6, $8, $9, t.targeted, t.targeted - t.sendable, $10, $11, TRUE, 0, $5, $5, \
+             CASE WHEN t.targeted = 0 AND $10 <= $5 THEN $5 ELSE NULL END \
+             FROM (SELECT COALESCE(SUM(CASE WHEN {active} THEN 1 ELSE 0 END), 0) AS targeted, \
+             COALESCE(SUM(CASE WHEN {active} AND {ok} THEN 1 ELSE 0 END), 0) AS sendable {from}) t \
+             RETURNING targeted, failed, status"
+        );
+        let insert_deliveries = format!(
+            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, reason, attempts, \
+             next_attempt_at, lease_until, created_at, updated_at) \
+             SELECT $1, $2, {device_id}, d.platform, d.token, {}, 0, $5, $8, $6, $6 {from} AND {active} \
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status",
+            initial_status("d.platform", 3, 4),
+        );
+        let count_devices = format!("SELECT COUNT(*) FROM devices WHERE app_id = $1 AND {}", d.in_strings("id", 2));
+        Some(Self { list, insert_notification, insert_deliveries, count_devices })
+    }
+}
+
 impl Store {
     /// Stores a notification, its idempotency key, and for explicit targets
     /// its deliveries, in one transaction: nothing is acknowledged that is
-    /// not committed.
+    /// not committed. With `lease_until`, the deliveries of an explicit target
+    /// are born claimed by the caller, who sends them without a claim.
     pub async fn create_notification(&self, n: &NewNotification<'_>) -> StoreResult<Created> {
         let d = Dialect::of(self.pool());
         let target_json = serde_json::to_string(n.target)?;
-        let explicit = n.target.is_explicit();
         let status = if n.send_at > n.now { "scheduled" } else { "queued" };
-        let param = fanout_param(n.target)?;
-        let list = match n.target {
-            Target::DeviceIds(ids) => Some(serde_json::to_string(ids)?),
-            Target::Tokens(tokens) => Some(serde_json::to_string(tokens)?),
-            _ => None,
-        };
-        let insert_notification =
-            "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, send_at, \
-             expires_at, fanout_done, fanned_out, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, 0, $10, $10)";
         let claim_key = "INSERT INTO idempotency_keys (app_id, key, request_hash, notification_id, response, created_at) \
              VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (app_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
              notification_id = excluded.notification_id, response = excluded.response, created_at = excluded.created_at \
              WHERE idempotency_keys.created_at < $6";
-        let insert_devices = format!(
-            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, reason, attempts, \
-             next_attempt_at, created_at, updated_at) \
-             SELECT d.app_id, $2, d.id, d.platform, d.token, {}, 0, $5, $6, $6 FROM devices d \
-             WHERE d.app_id = $1 AND d.active = TRUE AND d.id IN {}",
-            initial_status("d.platform", 3, 4),
-            d.json_strings(7)
-        );
-        let insert_tokens = format!(
-            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, reason, attempts, \
-             next_attempt_at, created_at, updated_at) \
-             SELECT $1, $2, (SELECT x.id FROM devices x WHERE x.app_id = $1 AND x.platform = v.platform AND x.token = v.token), \
-             v.platform, v.token, {}, 0, $5, $6, $6 FROM {}",
-            initial_status("v.platform", 3, 4),
-            d.json_tokens(7)
-        );
-        let count_devices = format!("SELECT COUNT(*) FROM devices WHERE app_id = $1 AND id IN {}", d.json_strings(2));
+        let explicit = ExplicitSql::new(n.target, &d);
+        let param = fanout_param(n.target)?;
         let (source, _) = fanout_source(n.target, &d, 2);
+        let insert_notification =
+            "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, send_at, \
+             expires_at, fanout_done, fanned_out, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, FALSE, 0, $9, $9)";
         let count_source = format!("SELECT d.platform, COUNT(*) {source} GROUP BY d.platform");
-        let count_inserted = "SELECT platform, COUNT(*) FROM deliveries WHERE notification_id = $1 GROUP BY platform";
+        let lease = n.lease_until.filter(|_| status == "queued");
 
-        let result: Result<Accepted, Created> = on_pool!(self.pool(), p => {
+        let result: Result<(Accepted, Vec<ClaimedDelivery>), Created> = on_pool!(self.pool(), p => {
             let mut tx = p.begin_write().await?;
-            let decided: Result<Accepted, Created> = 'tx: {
+            let decided: Result<(Accepted, Vec<ClaimedDelivery>), Created> = 'tx: {
                 if let Some((key, hash)) = n.idempotency {
                     let claimed = sqlx::query(claim_key).bind(n.app_id).bind(key).bind(hash).bind(n.id).bind(n.now)
                         .bind(n.now - IDEMPOTENCY_WINDOW_MS).execute(&mut *tx).await?.rows_affected();
@@ -239,15 +284,38 @@ impl Store {
                         break 'tx Err(Created::KeyReused);
                     }
                 }
-                match n.target {
-                    Target::DeviceIds(ids) => {
-                        let found: i64 = sqlx::query_scalar(&count_devices).bind(n.app_id).bind(list.as_deref())
+                let (accepted, born) = if let Some(x) = &explicit {
+                    // Counts and status computed by the insert itself: no
+                    // count query, no update afterwards.
+                    let (targeted, failed, stored_status): (i64, i64, String) = sqlx::query_as(&x.insert_notification)
+                        .bind(n.app_id).bind(n.id).bind(n.providers.0).bind(n.providers.1).bind(n.now)
+                        .bind(&target_json).bind(x.list.as_str()).bind(n.info).bind(n.options).bind(n.send_at)
+                        .bind(n.expires_at)
+                        .fetch_one(&mut *tx).await?;
+                    let wanted = n.target.explicit_len();
+                    if matches!(n.target, Target::DeviceIds(_)) && (targeted as usize) < wanted {
+                        // Some are inactive, or unknown: only unknown is an error.
+                        let found: i64 = sqlx::query_scalar(&x.count_devices).bind(n.app_id).bind(x.list.as_str())
                             .fetch_one(&mut *tx).await?;
-                        if found < ids.len() as i64 {
+                        if (found as usize) < wanted {
                             break 'tx Err(Created::NotFound("device"));
                         }
                     }
-                    Target::Group(name) => {
+                    let rows: Vec<ClaimedDelivery> = sqlx::query_as(&x.insert_deliveries)
+                        .bind(n.app_id).bind(n.id).bind(n.providers.0).bind(n.providers.1)
+                        .bind(lease.unwrap_or(n.send_at.max(n.now))).bind(n.now).bind(x.list.as_str()).bind(lease)
+                        .fetch_all(&mut *tx).await?;
+                    if targeted > 0 && failed == targeted {
+                        let mut platforms: Vec<String> = rows.iter().map(|r| r.platform.clone()).collect();
+                        platforms.sort();
+                        platforms.dedup();
+                        break 'tx Err(Created::NoProvider(platforms));
+                    }
+                    let born = if lease.is_some() { rows.into_iter().filter(|r| r.status == "pending").collect() }
+                        else { Vec::new() };
+                    (Accepted { id: n.id.to_string(), status: stored_status, targeted }, born)
+                } else {
+                    if let Target::Group(name) = n.target {
                         let exists: Option<i32> = sqlx::query_scalar(
                             "SELECT 1 FROM device_groups WHERE app_id = $1 AND name = $2 LIMIT 1"
                         ).bind(n.app_id).bind(name).fetch_optional(&mut *tx).await?;
@@ -255,35 +323,26 @@ impl Store {
                             break 'tx Err(Created::NotFound("group"));
                         }
                     }
-                    _ => {}
-                }
-                sqlx::query(insert_notification).bind(n.id).bind(n.app_id).bind(status).bind(&target_json)
-                    .bind(n.info).bind(n.options).bind(n.send_at).bind(n.expires_at).bind(explicit).bind(n.now)
-                    .execute(&mut *tx).await?;
-                let per_platform: Vec<(String, i64)> = if explicit {
-                    let sql = if matches!(n.target, Target::Tokens(_)) { &insert_tokens } else { &insert_devices };
-                    sqlx::query(sql).bind(n.app_id).bind(n.id).bind(n.providers.0).bind(n.providers.1)
-                        .bind(n.send_at.max(n.now)).bind(n.now).bind(list.as_deref())
+                    // An estimate until the fan-out is done.
+                    let per_platform: Vec<(String, i64)> = sqlx::query_as(&count_source).bind(n.app_id)
+                        .bind(param.as_deref()).fetch_all(&mut *tx).await?;
+                    let targeted: i64 = per_platform.iter().map(|(_, c)| c).sum();
+                    if targeted > 0 && !per_platform.iter().any(|(pl, _)| platform_has_provider(pl, n.providers)) {
+                        break 'tx Err(Created::NoProvider(per_platform.into_iter().map(|(pl, _)| pl).collect()));
+                    }
+                    sqlx::query(insert_notification).bind(n.id).bind(n.app_id).bind(status).bind(&target_json)
+                        .bind(n.info).bind(n.options).bind(n.send_at).bind(n.expires_at).bind(n.now)
                         .execute(&mut *tx).await?;
-                    sqlx::query_as(count_inserted).bind(n.id).fetch_all(&mut *tx).await?
-                } else {
-                    sqlx::query_as(&count_source).bind(n.app_id).bind(param.as_deref()).fetch_all(&mut *tx).await?
+                    sqlx::query("UPDATE notifications SET targeted = $2 WHERE id = $1")
+                        .bind(n.id).bind(targeted).execute(&mut *tx).await?;
+                    (Accepted { id: n.id.to_string(), status: status.to_string(), targeted }, Vec::new())
                 };
-                let targeted: i64 = per_platform.iter().map(|(_, c)| c).sum();
-                if targeted > 0 && !per_platform.iter().any(|(pl, _)| platform_has_provider(pl, n.providers)) {
-                    break 'tx Err(Created::NoProvider(per_platform.into_iter().map(|(pl, _)| pl).collect()));
-                }
-                let status = if explicit && targeted == 0 { "completed" } else { status };
-                sqlx::query("UPDATE notifications SET targeted = $2, status = $3, \
-                     completed_at = CASE WHEN $3 = 'completed' THEN $4 ELSE NULL END WHERE id = $1")
-                    .bind(n.id).bind(targeted).bind(status).bind(n.now).execute(&mut *tx).await?;
-                let accepted = Accepted { id: n.id.to_string(), status: status.to_string(), targeted };
                 if let Some((key, _)) = n.idempotency {
                     sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2")
                         .bind(n.app_id).bind(key).bind(serde_json::to_string(&accepted)?)
                         .execute(&mut *tx).await?;
                 }
-                Ok(accepted)
+                Ok((accepted, born))
             };
             if decided.is_ok() {
                 tx.commit().await?;
@@ -293,7 +352,7 @@ impl Store {
             decided
         });
         match result {
-            Ok(accepted) => Ok(Created::New(accepted)),
+            Ok((accepted, born)) => Ok(Created::New(accepted, born)),
             Err(Created::KeyReused) => self.replay(n.app_id, n.idempotency).await,
             Err(other) => Ok(other),
         }
@@ -323,16 +382,9 @@ impl Store {
     /// Notifications by id (any app), for the workers.
     pub async fn notifications_by_ids(&self, ids: &[String]) -> StoreResult<Vec<NotificationRow>> {
         let d = Dialect::of(self.pool());
-        let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id IN {}", d.json_strings(1));
+        let sql = format!("SELECT {COLUMNS} FROM notifications WHERE {}", d.in_strings("id", 1));
         let ids = serde_json::to_string(ids)?;
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, NotificationRow>(&sql).bind(&ids).fetch_all(p).await?))
-    }
-
-    /// Deliveries of a notification by status: one GROUP BY.
-    pub async fn delivery_counts(&self, notification_id: &str) -> StoreResult<Vec<(String, i64)>> {
-        Ok(on_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT status, COUNT(*) FROM deliveries WHERE notification_id = $1 GROUP BY status"
-        ).bind(notification_id).fetch_all(p).await?))
     }
 
     /// Per-device results of a notification (`wait=true`), oldest first.
@@ -354,10 +406,12 @@ impl Store {
                  WHERE id = $1 AND app_id = $2 AND status IN ('scheduled', 'queued', 'sending')"
             ).bind(id).bind(app_id).bind(now).execute(&mut *tx).await?.rows_affected();
             if changed == 1 {
-                sqlx::query(
+                let cancelled = sqlx::query(
                     "UPDATE deliveries SET status = 'cancelled', updated_at = $2, next_attempt_at = $2 \
                      WHERE notification_id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < $2)"
-                ).bind(id).bind(now).execute(&mut *tx).await?;
+                ).bind(id).bind(now).execute(&mut *tx).await?.rows_affected();
+                sqlx::query("UPDATE notifications SET cancelled = cancelled + $2 WHERE id = $1")
+                    .bind(id).bind(cancelled as i64).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(())
             } else {
@@ -377,15 +431,16 @@ impl Store {
     }
 
     /// Marks notifications completed once fanned out with nothing pending.
-    /// `ids = None` sweeps every unfinished one (a safety net for a worker
-    /// that died between its write-back and this check).
+    /// The write-back completes notifications as it counts; this serves a
+    /// fan-out that ends with nothing left to send, and (`ids = None`) sweeps
+    /// every unfinished one as a safety net.
     pub async fn complete_notifications(&self, ids: Option<&[String]>, now: i64) -> StoreResult<u64> {
         let d = Dialect::of(self.pool());
-        let only = if ids.is_some() { format!("AND id IN {}", d.json_strings(2)) } else { String::new() };
+        let only = if ids.is_some() { format!("AND {}", d.in_strings("id", 2)) } else { String::new() };
         let sql = format!(
             "UPDATE notifications SET status = 'completed', completed_at = $1, updated_at = $1 \
              WHERE status IN ('queued', 'sending') AND fanout_done = TRUE {only} \
-             AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.notification_id = notifications.id AND x.status = 'pending')"
+             AND delivered + failed + expired + cancelled >= targeted"
         );
         let ids = ids.map(serde_json::to_string).transpose()?;
         Ok(on_pool!(self.pool(), p => {

@@ -100,9 +100,13 @@ async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
     let job = store.claim_fanout(now, now + 1000).await.expect("claim").expect("a fan-out to do");
     assert_eq!(job.id, id);
     let target = Target::Group("crash".into());
-    for _ in 0..2 {
-        let step = store.fanout_batch(&job, &target, (true, true), 5, now, now + 1000).await.expect("batch");
+    // The second batch's deliveries are born claimed by the dying gateway:
+    // they come back when that lease runs out.
+    for born in [None, Some(now + 1000)] {
+        let (step, rows) =
+            store.fanout_batch(&job, &target, (true, true), 5, now, now + 1000, born).await.expect("batch");
         assert_eq!(step, FanoutStep::More(5));
+        assert_eq!(rows.len(), if born.is_some() { 5 } else { 0 });
     }
     store.close().await;
 

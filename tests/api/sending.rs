@@ -379,6 +379,73 @@ async fn bad_sends_get_api_errors(db: Db) {
     );
 }
 
+/// Single-device sends arriving together are created in one batch; each
+/// still gets its own answer: 202 for live devices, 404 for unknown ones or
+/// another app's, 422 for a platform without credentials, and 202
+/// `completed` with nothing sent for an inactive device.
+async fn concurrent_single_sends_each_get_their_own_answer(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |_| {}).await;
+    let note = json!({"notification": {"title": "together"}});
+    let mut live = Vec::new();
+    for i in 0..24 {
+        let (platform, token) =
+            if i % 2 == 0 { ("ios", ios_token("c0de", 100 + i)) } else { ("android", format!("together-{i}")) };
+        live.push((register(&app, &keys, platform, &token, None, &[]).await, token));
+    }
+    let apns_only =
+        app.create_app_with(json!({"name": "apns only", "apns": mock.handle.apns_credentials_json()})).await;
+    let android_only_app = register(&app, &apns_only, "android", "no-fcm-1", None, &[]).await;
+    let other_apps_device = register(&app, &apns_only, "ios", &ios_token("c0de", 99), None, &[]).await;
+    // Made inactive by its token dying on a first send.
+    let dying = register(&app, &keys, "android", "dead-together", None, &[]).await;
+    let (status, res) =
+        app.post(&format!("/v1/devices/{dying}/notifications?wait=true"), &keys.server_key, note.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+
+    let mut calls: Vec<(String, String, StatusCode)> =
+        live.iter().map(|(id, _)| (keys.server_key.clone(), id.clone(), StatusCode::ACCEPTED)).collect();
+    for i in 0..6 {
+        calls.push((keys.server_key.clone(), format!("nope-{i}"), StatusCode::NOT_FOUND));
+    }
+    calls.push((keys.server_key.clone(), other_apps_device.clone(), StatusCode::NOT_FOUND));
+    calls.push((apns_only.server_key.clone(), android_only_app.clone(), StatusCode::UNPROCESSABLE_ENTITY));
+    calls.push((keys.server_key.clone(), dying.clone(), StatusCode::ACCEPTED));
+    let answers = futures_util::future::join_all(calls.iter().map(|(key, device, _)| {
+        let path = format!("/v1/devices/{device}/notifications");
+        let (app, note) = (&app, note.clone());
+        async move { app.post(&path, key, note).await }
+    }))
+    .await;
+    let mut ids = Vec::new();
+    for ((_, device, want), (status, body)) in calls.iter().zip(&answers) {
+        assert_eq!(status, want, "{device}: {body}");
+        match *want {
+            StatusCode::NOT_FOUND => assert_error(body, "not_found", None),
+            StatusCode::UNPROCESSABLE_ENTITY => assert_error(body, "no_provider", None),
+            _ if device == &dying => {
+                assert_eq!(body["status"], "completed", "{body}");
+                assert_eq!(body["targeted"], 0, "{body}");
+            }
+            _ => {
+                assert_eq!(body["targeted"], 1, "{body}");
+                ids.push(body["id"].as_str().expect("id").to_string());
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), live.len(), "one notification per send");
+    for id in &ids {
+        let done = wait_final(&app, &keys, id).await;
+        assert_eq!(done["counts"]["delivered"], 1, "{done}");
+    }
+    for (_, token) in &live {
+        assert_eq!(mock.handle.attempts(token), 1, "token {token} got exactly one push");
+    }
+    assert_eq!(mock.handle.attempts("dead-together"), 1, "the inactive device got nothing more");
+    assert_eq!(mock.handle.attempts("no-fcm-1"), 0);
+}
+
 async fn bad_credentials_are_refused_at_app_time(db: Db) {
     let (app, mock, _keys) = pipeline::start(db, |_| {}).await;
     let mut apns = mock.handle.apns_credentials_json();
@@ -402,5 +469,6 @@ crate::store_tests!(
     scheduled_sends_wait_and_cancel,
     idempotency_key_replays_the_first_answer,
     bad_sends_get_api_errors,
+    concurrent_single_sends_each_get_their_own_answer,
     bad_credentials_are_refused_at_app_time,
 );
