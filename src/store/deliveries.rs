@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::notifications::Dialect;
+use super::notifications::{complete_sql, Dialect};
 use super::{on_pool, BeginWrite, Store, StoreResult};
 
 /// A delivery taken by a worker.
@@ -190,7 +190,7 @@ impl Store {
 
     /// Writes a batch of results back, moves the notifications' counts
     /// (completing those with nothing left), and deactivates dead tokens'
-    /// devices: one transaction of three statements. Only rows still pending
+    /// devices: one transaction of up to four statements. Only rows still pending
     /// change (a cancel may have finished them meanwhile), and only those
     /// are counted. Returns the notifications completed.
     pub async fn write_back(
@@ -222,25 +222,17 @@ impl Store {
         );
         let tallies = d.json_records(
             1,
-            &[
-                ("notification_id", "text"),
-                ("delivered", "bigint"),
-                ("failed", "bigint"),
-                ("expired", "bigint"),
-                ("cancelled", "bigint"),
-            ],
+            &[("notification_id", "text"), ("delivered", "bigint"), ("failed", "bigint"), ("expired", "bigint"), ("cancelled", "bigint")],
         );
-        let finished =
-            "n.delivered + n.failed + n.expired + n.cancelled + v.delivered + v.failed + v.expired + v.cancelled";
+        // `WHERE TRUE`: SQLite's upsert after a SELECT needs a WHERE.
         let count = format!(
-            "UPDATE notifications AS n SET delivered = n.delivered + v.delivered, failed = n.failed + v.failed, \
-             expired = n.expired + v.expired, cancelled = n.cancelled + v.cancelled, updated_at = $2, \
-             status = CASE WHEN n.fanout_done AND n.status IN ('queued', 'sending') AND {finished} >= n.targeted \
-               THEN 'completed' ELSE n.status END, \
-             completed_at = CASE WHEN n.fanout_done AND n.status IN ('queued', 'sending') AND {finished} >= n.targeted \
-               THEN $2 ELSE n.completed_at END \
-             FROM {tallies} WHERE n.id = v.notification_id RETURNING id, status"
+            "INSERT INTO notification_counts (notification_id, delivered, failed, expired, cancelled) \
+             SELECT v.notification_id, v.delivered, v.failed, v.expired, v.cancelled FROM {tallies} WHERE TRUE \
+             ON CONFLICT (notification_id) DO UPDATE SET delivered = notification_counts.delivered + excluded.delivered, \
+             failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
+             cancelled = notification_counts.cancelled + excluded.cancelled"
         );
+        let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
         let dead_tokens =
             d.json_records(1, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
         // Only the device that still has the dead token: it may have
@@ -258,9 +250,10 @@ impl Store {
             let tallies = Tally::of(&changed);
             let mut completed = Vec::new();
             if !tallies.is_empty() {
-                let done: Vec<(String, String)> = sqlx::query_as(&count)
-                    .bind(serde_json::to_string(&tallies)?).bind(now).fetch_all(&mut *tx).await?;
-                completed = done.into_iter().filter(|(_, s)| s == "completed").map(|(id, _)| id).collect();
+                sqlx::query(&count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;
+                let ids: Vec<&str> = tallies.iter().map(|t| t.notification_id.as_str()).collect();
+                completed = sqlx::query_scalar(&complete).bind(now).bind(serde_json::to_string(&ids)?)
+                    .fetch_all(&mut *tx).await?;
             }
             if !dead.is_empty() {
                 sqlx::query(&deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;

@@ -43,8 +43,26 @@ pub struct NotificationRow {
     pub cancelled: i64,
 }
 
-const COLUMNS: &str = "id, app_id, status, target, info, options, targeted, send_at, expires_at, fanout_done, \
-     created_at, updated_at, completed_at, delivered, failed, expired, cancelled";
+/// Notifications `n` with their counts: the owner's (on the row) plus the
+/// workers' (`notification_counts`).
+const SELECT: &str = "SELECT n.id, n.app_id, n.status, n.target, n.info, n.options, n.targeted, n.send_at, \
+     n.expires_at, n.fanout_done, n.created_at, n.updated_at, n.completed_at, \
+     n.delivered + COALESCE(c.delivered, 0) AS delivered, n.failed + COALESCE(c.failed, 0) AS failed, \
+     n.expired + COALESCE(c.expired, 0) AS expired, n.cancelled + COALESCE(c.cancelled, 0) AS cancelled \
+     FROM notifications n LEFT JOIN notification_counts c ON c.notification_id = n.id";
+
+/// Completes the unfinished notifications (`$1` now) that are fanned out
+/// and have every delivery final, among those `only` selects. A row that
+/// does not qualify is not locked (an update of it would wait on the fan-out).
+pub(crate) fn complete_sql(only: &str) -> String {
+    format!(
+        "UPDATE notifications SET status = 'completed', completed_at = $1, updated_at = $1 \
+         WHERE status IN ('queued', 'sending') AND fanout_done = TRUE {only} \
+         AND delivered + failed + expired + cancelled + COALESCE((SELECT c.delivered + c.failed + c.expired + c.cancelled \
+         FROM notification_counts c WHERE c.notification_id = notifications.id), 0) >= targeted \
+         RETURNING id"
+    )
+}
 
 /// What creating a notification takes.
 #[derive(Debug)]
@@ -374,7 +392,7 @@ impl Store {
 
     /// Reads a notification of `app_id`.
     pub async fn notification(&self, app_id: &str, id: &str) -> StoreResult<Option<NotificationRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id = $1 AND app_id = $2");
+        let sql = format!("{SELECT} WHERE n.id = $1 AND n.app_id = $2");
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, NotificationRow>(&sql).bind(id).bind(app_id)
             .fetch_optional(p).await?))
     }
@@ -382,7 +400,7 @@ impl Store {
     /// Notifications by id (any app), for the workers.
     pub async fn notifications_by_ids(&self, ids: &[String]) -> StoreResult<Vec<NotificationRow>> {
         let d = Dialect::of(self.pool());
-        let sql = format!("SELECT {COLUMNS} FROM notifications WHERE {}", d.in_strings("id", 1));
+        let sql = format!("{SELECT} WHERE {}", d.in_strings("n.id", 1));
         let ids = serde_json::to_string(ids)?;
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, NotificationRow>(&sql).bind(&ids).fetch_all(p).await?))
     }
@@ -437,18 +455,14 @@ impl Store {
     pub async fn complete_notifications(&self, ids: Option<&[String]>, now: i64) -> StoreResult<u64> {
         let d = Dialect::of(self.pool());
         let only = if ids.is_some() { format!("AND {}", d.in_strings("id", 2)) } else { String::new() };
-        let sql = format!(
-            "UPDATE notifications SET status = 'completed', completed_at = $1, updated_at = $1 \
-             WHERE status IN ('queued', 'sending') AND fanout_done = TRUE {only} \
-             AND delivered + failed + expired + cancelled >= targeted"
-        );
+        let sql = complete_sql(&only);
         let ids = ids.map(serde_json::to_string).transpose()?;
         Ok(on_pool!(self.pool(), p => {
             let mut q = sqlx::query(&sql).bind(now);
             if let Some(ids) = &ids {
                 q = q.bind(ids);
             }
-            q.execute(p).await?.rows_affected()
+            q.fetch_all(p).await?.len() as u64
         }))
     }
 
