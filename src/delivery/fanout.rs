@@ -7,10 +7,17 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use futures_util::stream::{FuturesOrdered, StreamExt};
+
+use super::retry;
+use super::sender::{Job, Prepared, NO_PROVIDER};
 use super::target::Target;
+use super::worker::{count_results, final_update, record, Reservation};
 use super::{pause, Delivery};
-use crate::domain::time::now_ms;
-use crate::store::{FanoutJob, FanoutStep, StoreResult};
+use crate::domain::{time::now_ms, Platform};
+use crate::store::{DeadToken, FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow, StoreResult};
 
 /// How often old idempotency keys and delivery logs are removed.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -62,7 +69,24 @@ async fn chores(d: &Delivery, last_prune: &mut Option<Instant>, cancel: &Cancell
     Ok(())
 }
 
-/// Expands one notification batch by batch until done, cancelled, or shutdown.
+/// Batches of one fan-out in flight at once: while one is written, the next
+/// ones are read and sent.
+const WINDOW: usize = 3;
+
+/// A batch sent, waiting to be recorded in cursor order.
+struct SentBatch {
+    from: String,
+    to: String,
+    count: i64,
+    last: bool,
+    rows: Vec<NewDeliveryRow>,
+    dead: Vec<DeadToken>,
+}
+
+/// Expands one notification batch by batch until done, cancelled, or
+/// shutdown. Batches are read ahead (up to [`WINDOW`]) and sent at once;
+/// each is recorded with its results, and the cursor moved past it, in
+/// order. On shutdown the batches in flight finish and are recorded.
 async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &CancellationToken) {
     let target: Target = match serde_json::from_str(&job.target) {
         Ok(t) => t,
@@ -72,11 +96,11 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             return;
         }
     };
-    let Some(notification) = super::sender::Prepared::parse(&job.id, &job.info, &job.options, job.expires_at) else {
+    let Some(notification) = Prepared::parse(&job.id, &job.info, &job.options, job.expires_at) else {
         // Left leased, like an unreadable target.
         return;
     };
-    let notification = std::sync::Arc::new(notification);
+    let notification = Arc::new(notification);
     let (providers, app_version) = match d.store.app(&job.app_id).await {
         Ok(Some(app)) => ((app.apns.is_some(), app.fcm.is_some()), app.updated_at),
         Ok(None) => return,
@@ -86,45 +110,167 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             return;
         }
     };
-    // Half the worker's room per batch, so one batch is inserted while the
-    // one before is still being sent.
-    let batch = d.config.fanout_batch.clamp(1, (d.config.send_concurrency as i64 / 2).max(1));
+    let batch = d.config.fanout_batch.clamp(1, (d.config.send_concurrency / WINDOW).max(1) as i64);
+    let mut cursor = job.fanout_cursor.clone().unwrap_or_default();
+    let mut exhausted = false;
+    let mut stopped = false;
+    let mut finished = false;
+    let mut in_flight = FuturesOrdered::new();
     loop {
-        // Room for the batch first: the fan-out runs as fast as the
-        // providers take it, never ahead of the worker.
-        let reservation = match d.worker.reserve(batch as usize).await {
-            Some(r) if !cancel.is_cancelled() => r,
-            _ => {
-                if let Err(e) = d.store.release_fanout(&job.id).await {
-                    tracing::warn!(error = %e, "cannot release a fan-out lease; it will expire");
+        while !exhausted && !stopped && in_flight.len() < WINDOW && !cancel.is_cancelled() {
+            // Room first: the fan-out runs as fast as the providers take it.
+            let Some(reservation) = d.worker.reserve(batch as usize).await else { break };
+            let devices = match d.store.fanout_window(&job, &target, &cursor, batch).await {
+                Ok(devices) => devices,
+                Err(e) => {
+                    tracing::warn!(notification = %job.id, error = %e, "reading a fan-out batch failed; retrying");
+                    if in_flight.is_empty() {
+                        pause(cancel, Duration::from_secs(1)).await;
+                    }
+                    break;
                 }
-                return;
+            };
+            exhausted = (devices.len() as i64) < batch;
+            let from = cursor.clone();
+            if let Some(last) = devices.last() {
+                cursor = last.id.clone();
             }
+            let ctx =
+                BatchContext { app_id: job.app_id.clone(), notification: notification.clone(), app_version, providers };
+            in_flight.push_back(send_batch(d, ctx, reservation, devices, from, cursor.clone(), exhausted));
+        }
+        let Some(sent) = in_flight.next().await else {
+            if finished || stopped || cancel.is_cancelled() || exhausted {
+                break;
+            }
+            continue;
         };
         let now = now_ms();
-        let born = Some(reservation.lease_until);
-        let step = d.store.fanout_batch(&job, &target, providers, batch, now, now + lease_ms, born).await;
-        let step = step.map(|(step, rows)| {
-            if !rows.is_empty() {
-                d.worker.dispatch(reservation, rows, notification.clone(), app_version);
-            }
-            step
-        });
-        match step {
-            Ok(FanoutStep::More(_)) => {}
-            Ok(FanoutStep::Done(_)) => {
-                // Nothing to send (or all failed at once): complete now.
-                if let Err(e) = d.store.complete_notifications(Some(std::slice::from_ref(&job.id)), now).await {
-                    tracing::warn!(error = %e, "cannot complete a notification; the sweep will");
-                }
-                d.signals.done.notify_waiters();
-                return;
-            }
-            Ok(FanoutStep::Stopped) => return,
-            Err(e) => {
-                tracing::warn!(notification = %job.id, error = %e, "fan-out batch failed; retrying");
-                pause(cancel, Duration::from_secs(1)).await;
+        let step = FanoutCommit {
+            from: &sent.from,
+            to: &sent.to,
+            count: sent.count,
+            done: sent.last,
+            lease_until: now + lease_ms,
+        };
+        match commit(d, &job, &step, &sent).await {
+            Some(true) => finished = sent.last,
+            // Cancelled, or another instance took over after this one's
+            // lease ran out: record what is in flight, read no further.
+            Some(false) => stopped = true,
+            // Sent but not recorded: the cursor stays, the lease runs out,
+            // and the batch is sent again. Loud in the log.
+            None => stopped = true,
+        }
+    }
+    if finished {
+        if let Err(e) = d.store.complete_notifications(Some(std::slice::from_ref(&job.id)), now_ms()).await {
+            tracing::warn!(error = %e, "cannot complete a notification; the sweep will");
+        }
+        d.signals.done.notify_waiters();
+    } else if cancel.is_cancelled() && !stopped {
+        if let Err(e) = d.store.release_fanout(&job.id).await {
+            tracing::warn!(error = %e, "cannot release a fan-out lease; it will expire");
+        }
+    }
+}
+
+/// What every batch of one fan-out shares.
+struct BatchContext {
+    app_id: String,
+    notification: Arc<Prepared>,
+    app_version: i64,
+    providers: (bool, bool),
+}
+
+/// Sends one batch and turns its outcomes into delivery rows. Devices of a
+/// platform without credentials, or past the TTL, get their final row
+/// without a provider call.
+async fn send_batch(
+    d: &Delivery,
+    ctx: BatchContext,
+    reservation: Reservation,
+    devices: Vec<FanoutDevice>,
+    from: String,
+    to: String,
+    last: bool,
+) -> SentBatch {
+    let now = now_ms();
+    let count = devices.len() as i64;
+    let mut rows = Vec::with_capacity(devices.len());
+    let mut jobs = Vec::with_capacity(devices.len());
+    let n = &ctx.notification;
+    for device in devices {
+        let platform = Platform::parse(&device.platform);
+        let unsent = match platform {
+            None => Some(("failed", Some("unknown platform".to_string()))),
+            Some(Platform::Ios) if !ctx.providers.0 => Some(("failed", Some(NO_PROVIDER.to_string()))),
+            Some(Platform::Android) if !ctx.providers.1 => Some(("failed", Some(NO_PROVIDER.to_string()))),
+            _ if retry::expired_before_sending(now, n.expires_at, n.ttl_zero, 0) => Some(("expired", None)),
+            _ => None,
+        };
+        match (unsent, platform) {
+            (None, Some(platform)) => jobs.push(Job {
+                delivery_id: 0,
+                app_id: ctx.app_id.clone(),
+                app_version: ctx.app_version,
+                platform,
+                token: device.token,
+                device_id: Some(device.id),
+                attempts: 0,
+                notification: n.clone(),
+            }),
+            (unsent, platform) => {
+                let (status, reason) = unsent.unwrap_or(("failed", None));
+                let name = platform.map_or("unknown", Platform::as_str);
+                rows.push(NewDeliveryRow {
+                    update: final_update(0, name, status, reason, now),
+                    device_id: device.id,
+                    platform_name: device.platform,
+                    token: device.token,
+                });
             }
         }
     }
+    let mut dead = Vec::new();
+    for (job, decision) in d.worker.send_reserved(reservation, jobs).await {
+        let Some(decision) = decision else { continue };
+        let (update, dead_token) = record(&job, decision);
+        dead.extend(dead_token);
+        rows.push(NewDeliveryRow {
+            device_id: job.device_id.unwrap_or_default(),
+            platform_name: job.platform.as_str().to_string(),
+            token: job.token,
+            update,
+        });
+    }
+    SentBatch { from, to, count, last, rows, dead }
+}
+
+/// Records a sent batch, retrying a failing store for a while (the
+/// provider calls are done); `None` when it could not.
+async fn commit(d: &Delivery, job: &FanoutJob, step: &FanoutCommit<'_>, sent: &SentBatch) -> Option<bool> {
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=8 {
+        match d.store.fanout_commit(job, step, &sent.rows, &sent.dead, now_ms()).await {
+            Ok(moved) => {
+                let updates: Vec<_> = sent.rows.iter().map(|r| r.update.clone()).collect();
+                count_results(&updates, &sent.dead);
+                if sent.rows.iter().any(|r| r.update.status == "pending") {
+                    // Retries go through the queue.
+                    d.signals.work.notify_one();
+                }
+                return Some(moved);
+            }
+            Err(e) if attempt == 8 => {
+                tracing::error!(notification = %job.id, error = %e, "cannot record a sent fan-out batch; it will be sent again");
+            }
+            Err(e) => {
+                tracing::warn!(notification = %job.id, error = %e, attempt, "recording a fan-out batch failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    None
 }

@@ -113,6 +113,12 @@ impl Worker {
         Some(Reservation { permit, lease_until: now_ms() + self.lease_ms })
     }
 
+    /// Sends `jobs` under `reservation` to the end, shutdown or not (the
+    /// fan-out records every batch it started), and decides each outcome.
+    pub(super) async fn send_reserved(&self, reservation: Reservation, jobs: Vec<Job>) -> Vec<(Job, Option<Decision>)> {
+        self.send_jobs(jobs, reservation.permit, &CancellationToken::new()).await
+    }
+
     /// Sends deliveries born claimed under `reservation`, all of `notification`.
     pub(super) fn dispatch(
         self: &Arc<Self>,
@@ -212,16 +218,39 @@ impl Worker {
         self: Arc<Self>,
         jobs: Vec<Job>,
         updates: Vec<DeliveryUpdate>,
-        mut permit: OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
         cancel: CancellationToken,
     ) {
         let mut done = Finished { updates, ..Finished::default() };
+        for (job, decision) in self.send_jobs(jobs, permit, &cancel).await {
+            let Some(decision) = decision else {
+                done.released.push(job.delivery_id);
+                continue;
+            };
+            let (update, dead) = record(&job, decision);
+            done.updates.push(update);
+            done.dead.extend(dead);
+        }
+        // The writer outlives every batch (see `run`); a send error means it
+        // is gone, and the leases bring these deliveries back.
+        let _ = self.results.send(done);
+    }
+
+    /// Sends `jobs` with one permit each (freed as each finishes) and
+    /// decides what became of each; `None` for a job not started because
+    /// `cancel` fired first.
+    pub(super) async fn send_jobs(
+        &self,
+        jobs: Vec<Job>,
+        mut permit: OwnedSemaphorePermit,
+        cancel: &CancellationToken,
+    ) -> Vec<(Job, Option<Decision>)> {
         let sender = self.sender.clone();
         let width = jobs.len().max(1);
+        let mut decided = Vec::with_capacity(jobs.len());
         let mut results = futures_util::stream::iter(jobs)
             .map(|job| {
                 let sender = sender.clone();
-                let cancel = cancel.clone();
                 async move {
                     // Shutting down: what has not started is given back.
                     let outcome = if cancel.is_cancelled() { None } else { Some(sender.send(&job).await) };
@@ -234,36 +263,22 @@ impl Worker {
             if permit.num_permits() > 0 {
                 drop(permit.split(1));
             }
-            let Some(outcome) = outcome else {
-                done.released.push(job.delivery_id);
-                continue;
-            };
-            let decision = retry::decide(
-                outcome,
-                job.attempts + 1,
-                now_ms(),
-                job.notification.expires_at,
-                &self.policy,
-                rand::thread_rng().gen(),
-            );
-            log_outcome(&job, &decision);
-            if let Decision::Failed { deactivate: true, reason, .. } = &decision {
-                if let Some(device_id) = &job.device_id {
-                    done.dead.push(DeadToken {
-                        app_id: job.app_id.clone(),
-                        device_id: device_id.clone(),
-                        token: job.token.clone(),
-                        reason: reason.clone(),
-                        platform: job.platform.as_str(),
-                    });
-                }
+            let decision = outcome.map(|outcome| {
+                retry::decide(
+                    outcome,
+                    job.attempts + 1,
+                    now_ms(),
+                    job.notification.expires_at,
+                    &self.policy,
+                    rand::thread_rng().gen(),
+                )
+            });
+            if let Some(decision) = &decision {
+                log_outcome(&job, decision);
             }
-            done.updates.push(update_for(job.delivery_id, job.platform.as_str(), decision, now_ms()));
+            decided.push((job, decision));
         }
-        drop(results);
-        // The writer outlives every batch (see `run`); a send error means it
-        // is gone, and the leases bring these deliveries back.
-        let _ = self.results.send(done);
+        decided
     }
 
     /// Turns claimed rows into jobs, and into immediate updates those that
@@ -377,13 +392,7 @@ impl Worker {
                 }
             }
         }
-        for u in &done.updates {
-            let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };
-            crate::metrics::delivery(u.platform, if u.status == "pending" { "retry" } else { u.status }, reason);
-        }
-        for d in &done.dead {
-            crate::metrics::tokens_deactivated(d.platform, 1);
-        }
+        count_results(&done.updates, &done.dead);
         if let Err(e) = self.store.release_deliveries(&done.released, now_ms()).await {
             tracing::warn!(error = %e, "cannot give unsent deliveries back; their leases will expire");
         }
@@ -392,6 +401,33 @@ impl Worker {
             // A retry may be due before the idle worker's next poll.
             self.signals.work.notify_one();
         }
+    }
+}
+
+/// The delivery update of a decided job, and its device to deactivate
+/// when the provider declared the token dead.
+pub(super) fn record(job: &Job, decision: Decision) -> (DeliveryUpdate, Option<DeadToken>) {
+    let dead = match &decision {
+        Decision::Failed { deactivate: true, reason, .. } => job.device_id.as_ref().map(|device_id| DeadToken {
+            app_id: job.app_id.clone(),
+            device_id: device_id.clone(),
+            token: job.token.clone(),
+            reason: reason.clone(),
+            platform: job.platform.as_str(),
+        }),
+        _ => None,
+    };
+    (update_for(job.delivery_id, job.platform.as_str(), decision, now_ms()), dead)
+}
+
+/// Metrics of recorded results.
+pub(super) fn count_results(updates: &[DeliveryUpdate], dead: &[DeadToken]) {
+    for u in updates {
+        let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };
+        crate::metrics::delivery(u.platform, if u.status == "pending" { "retry" } else { u.status }, reason);
+    }
+    for d in dead {
+        crate::metrics::tokens_deactivated(d.platform, 1);
     }
 }
 
@@ -451,7 +487,7 @@ fn log_outcome(job: &Job, decision: &Decision) {
     }
 }
 
-fn final_update(
+pub(super) fn final_update(
     id: i64,
     platform: &'static str,
     status: &'static str,

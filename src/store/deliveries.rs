@@ -123,9 +123,48 @@ pub struct DeliveryFilter {
     pub before_id: Option<i64>,
 }
 
+/// Statements every writer of delivery results shares: counts (`$1`
+/// tallies) and dead tokens' devices (`$1` dead tokens, `$2` now).
+pub(crate) struct ResultSql {
+    pub(crate) count: String,
+    pub(crate) deactivate: String,
+}
+
+impl ResultSql {
+    pub(crate) fn new(d: &Dialect) -> Self {
+        let tallies = d.json_records(
+            1,
+            &[
+                ("notification_id", "text"),
+                ("delivered", "bigint"),
+                ("failed", "bigint"),
+                ("expired", "bigint"),
+                ("cancelled", "bigint"),
+            ],
+        );
+        // `WHERE TRUE`: SQLite's upsert after a SELECT needs a WHERE.
+        let count = format!(
+            "INSERT INTO notification_counts (notification_id, delivered, failed, expired, cancelled) \
+             SELECT v.notification_id, v.delivered, v.failed, v.expired, v.cancelled FROM {tallies} WHERE TRUE \
+             ON CONFLICT (notification_id) DO UPDATE SET delivered = notification_counts.delivered + excluded.delivered, \
+             failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
+             cancelled = notification_counts.cancelled + excluded.cancelled"
+        );
+        let dead_tokens =
+            d.json_records(1, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
+        // Only the device that still has the dead token: it may have
+        // registered a fresh one while the push was in flight.
+        let deactivate = format!(
+            "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
+             FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active"
+        );
+        Self { count, deactivate }
+    }
+}
+
 /// Final deliveries of one notification in a write-back.
 #[derive(Debug, Default, Serialize)]
-struct Tally {
+pub(crate) struct Tally {
     notification_id: String,
     delivered: i64,
     failed: i64,
@@ -136,7 +175,7 @@ struct Tally {
 impl Tally {
     /// Tallies `(notification_id, new status)` rows, sorted by id so that
     /// concurrent write-backs lock notifications in one order.
-    fn of(changed: &[(String, String)]) -> Vec<Tally> {
+    pub(crate) fn of(changed: &[(String, String)]) -> Vec<Tally> {
         let mut by_id: std::collections::BTreeMap<&str, Tally> = std::collections::BTreeMap::new();
         for (id, status) in changed {
             let t =
@@ -220,27 +259,8 @@ impl Store {
              provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
              FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING notification_id, status"
         );
-        let tallies = d.json_records(
-            1,
-            &[("notification_id", "text"), ("delivered", "bigint"), ("failed", "bigint"), ("expired", "bigint"), ("cancelled", "bigint")],
-        );
-        // `WHERE TRUE`: SQLite's upsert after a SELECT needs a WHERE.
-        let count = format!(
-            "INSERT INTO notification_counts (notification_id, delivered, failed, expired, cancelled) \
-             SELECT v.notification_id, v.delivered, v.failed, v.expired, v.cancelled FROM {tallies} WHERE TRUE \
-             ON CONFLICT (notification_id) DO UPDATE SET delivered = notification_counts.delivered + excluded.delivered, \
-             failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
-             cancelled = notification_counts.cancelled + excluded.cancelled"
-        );
+        let shared = ResultSql::new(&d);
         let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
-        let dead_tokens =
-            d.json_records(1, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
-        // Only the device that still has the dead token: it may have
-        // registered a fresh one while the push was in flight.
-        let deactivate = format!(
-            "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
-             FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active"
-        );
         let updates_json = serde_json::to_string(updates)?;
         let dead_json = serde_json::to_string(dead)?;
         let completed = on_pool!(self.pool(), p => {
@@ -250,13 +270,13 @@ impl Store {
             let tallies = Tally::of(&changed);
             let mut completed = Vec::new();
             if !tallies.is_empty() {
-                sqlx::query(&count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;
+                sqlx::query(&shared.count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;
                 let ids: Vec<&str> = tallies.iter().map(|t| t.notification_id.as_str()).collect();
                 completed = sqlx::query_scalar(&complete).bind(now).bind(serde_json::to_string(&ids)?)
                     .fetch_all(&mut *tx).await?;
             }
             if !dead.is_empty() {
-                sqlx::query(&deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
+                sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             completed

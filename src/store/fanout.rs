@@ -1,11 +1,15 @@
-//! Fan-out: a group, user or `all` target expanded into deliveries in
-//! batches, streaming through the registry in the database (never loading a
-//! target into memory). Each batch inserts its deliveries and advances the
-//! notification's `fanout_cursor` in one transaction, so a gateway stopped
-//! mid fan-out resumes exactly where it was: no device missed, none twice.
+//! Fan-out: a group, user or `all` target expanded in batches, streaming
+//! through the registry in the database (never loading a target into
+//! memory). A batch is read, sent, and then written once: its deliveries
+//! with their results and the notification's `fanout_cursor` in one
+//! transaction, in cursor order. A gateway that stops resumes where the
+//! cursor is; after a crash, only the batches in flight are sent again.
 
-use super::notifications::{fanout_param, fanout_source, initial_status, Dialect};
-use super::{on_pool, BeginWrite, ClaimedDelivery, Pool, Store, StoreResult};
+use serde::Serialize;
+
+use super::deliveries::{ResultSql, Tally};
+use super::notifications::{fanout_param, fanout_source, Dialect};
+use super::{on_pool, BeginWrite, DeadToken, DeliveryUpdate, Pool, Store, StoreResult};
 use crate::delivery::target::Target;
 
 /// A notification whose target still needs expanding.
@@ -23,17 +27,49 @@ pub struct FanoutJob {
     pub options: String,
     /// End of the TTL (ms).
     pub expires_at: Option<i64>,
+    /// Last device expanded, if any.
+    pub fanout_cursor: Option<String>,
 }
 
-/// What one batch did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FanoutStep {
-    /// Inserted this many deliveries; more may follow.
-    More(u64),
-    /// Inserted this many and reached the end.
-    Done(u64),
-    /// Nothing to do: already done, or cancelled.
-    Stopped,
+/// A device of a fan-out window.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct FanoutDevice {
+    /// Device id (the cursor).
+    pub id: String,
+    /// `ios` / `android`.
+    pub platform: String,
+    /// Its token.
+    pub token: String,
+}
+
+/// Where one committed fan-out batch moves the cursor.
+#[derive(Clone, Copy, Debug)]
+pub struct FanoutCommit<'a> {
+    /// The cursor before the batch (`""` at the start).
+    pub from: &'a str,
+    /// The last device of the batch.
+    pub to: &'a str,
+    /// Devices in the batch.
+    pub count: i64,
+    /// The last batch: the target is fully expanded.
+    pub done: bool,
+    /// The fan-out lease, renewed.
+    pub lease_until: i64,
+}
+
+/// A delivery row written with its first result (fan-out).
+#[derive(Clone, Debug, Serialize)]
+pub struct NewDeliveryRow {
+    /// Device id.
+    pub device_id: String,
+    /// `ios` / `android`.
+    #[serde(rename = "platform")]
+    pub platform_name: String,
+    /// The token sent to.
+    pub token: String,
+    /// The result, as a write-back would record it (`id` unused).
+    #[serde(flatten)]
+    pub update: DeliveryUpdate,
 }
 
 impl Store {
@@ -44,81 +80,94 @@ impl Store {
             "UPDATE notifications SET fanout_lease_until = $2 WHERE id = (SELECT id FROM notifications \
              WHERE fanout_done = FALSE AND status IN ('scheduled', 'queued', 'sending') AND send_at <= $1 \
              AND (fanout_lease_until IS NULL OR fanout_lease_until < $1) ORDER BY send_at LIMIT 1 {lock}) \
-             RETURNING id, app_id, target, info, options, expires_at"
+             RETURNING id, app_id, target, info, options, expires_at, fanout_cursor"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, FanoutJob>(&sql).bind(now).bind(lease_until)
             .fetch_optional(p).await?))
     }
 
-    /// Expands the next `batch` devices of `job` in one transaction. The
-    /// cursor is read under the notification's row lock (Postgres) or the
-    /// write lock (SQLite), so two workers can never expand the same batch.
-    /// With `born_claimed`, the new deliveries are leased to the caller
-    /// until then and returned, to be sent without a claim.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn fanout_batch(
+    /// The next `batch` devices of `job` after `cursor`, in cursor order:
+    /// a read, nothing is written until their results are known.
+    pub async fn fanout_window(
         &self,
         job: &FanoutJob,
         target: &Target,
-        providers: (bool, bool),
+        cursor: &str,
         batch: i64,
-        now: i64,
-        lease_until: i64,
-        born_claimed: Option<i64>,
-    ) -> StoreResult<(FanoutStep, Vec<ClaimedDelivery>)> {
+    ) -> StoreResult<Vec<FanoutDevice>> {
         let d = Dialect::of(self.pool());
         let (source, key) = fanout_source(target, &d, 4);
         let param = fanout_param(target)?;
-        let window = format!(
-            "SELECT MAX(k), COUNT(*) FROM (SELECT {key} AS k {source} AND {key} > $2 ORDER BY {key} LIMIT $3) b"
+        // Nothing more once the notification is cancelled.
+        let sql = format!(
+            "SELECT d.id, d.platform, d.token {source} AND {key} > $2 \
+             AND EXISTS (SELECT 1 FROM notifications x WHERE x.id = $5 AND x.status <> 'cancelled') \
+             ORDER BY {key} LIMIT $3"
+        );
+        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, FanoutDevice>(&sql).bind(&job.app_id).bind(cursor)
+            .bind(batch).bind(param.as_deref()).bind(&job.id).fetch_all(p).await?))
+    }
+
+    /// Records one sent fan-out batch in one transaction: its deliveries
+    /// (final, or pending for a retry), their counts, dead tokens' devices,
+    /// and the cursor moved from `step.from` to `step.to` with the lease
+    /// renewed. The cursor only moves if it is still at `from` and the
+    /// notification is neither done nor cancelled; the results are recorded
+    /// either way (they were sent). Returns whether the cursor moved.
+    pub async fn fanout_commit(
+        &self,
+        job: &FanoutJob,
+        step: &FanoutCommit<'_>,
+        rows: &[NewDeliveryRow],
+        dead: &[DeadToken],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let d = Dialect::of(self.pool());
+        let shared = ResultSql::new(&d);
+        let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
+             targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
+             fanout_lease_until = $7, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
+             WHERE id = $1 AND COALESCE(fanout_cursor, '') = $6 AND fanout_done = FALSE AND status <> 'cancelled'";
+        let records = d.json_records(
+            3,
+            &[
+                ("device_id", "text"),
+                ("platform", "text"),
+                ("token", "text"),
+                ("next_status", "text"),
+                ("inc", "int"),
+                ("next_attempt_at", "bigint"),
+                ("provider_status", "int"),
+                ("reason", "text"),
+                ("provider_message_id", "text"),
+                ("delivered_at", "bigint"),
+            ],
         );
         let insert = format!(
-            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, reason, attempts, \
-             next_attempt_at, lease_until, created_at, updated_at) \
-             SELECT d.app_id, $5, d.id, d.platform, d.token, {}, 0, COALESCE($9, $8), $9, $8, $8 \
-             {source} AND {key} > $2 AND {key} <= $3 \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status",
-            initial_status("d.platform", 6, 7)
+            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, attempts, \
+             next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, delivered_at) \
+             SELECT $1, $2, v.device_id, v.platform, v.token, v.next_status, v.inc, v.next_attempt_at, \
+             v.provider_status, v.reason, v.provider_message_id, $4, $4, v.delivered_at FROM {records}"
         );
-        // Deliveries born failed (no provider) are counted at once; the
-        // notification is `sending` from its first batch.
-        let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
-             targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, failed = failed + $6, \
-             status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END WHERE id = $1";
+        let changed: Vec<(String, String)> =
+            rows.iter().map(|r| (job.id.clone(), r.update.status.to_string())).collect();
+        let tallies = serde_json::to_string(&Tally::of(&changed))?;
+        let rows_json = serde_json::to_string(rows)?;
+        let dead_json = serde_json::to_string(dead)?;
         Ok(on_pool!(self.pool(), p => {
             let mut tx = p.begin_write().await?;
-            let cursor: Option<Option<String>> = sqlx::query_scalar(
-                "UPDATE notifications SET fanout_lease_until = $2 WHERE id = $1 AND fanout_done = FALSE \
-                 AND status <> 'cancelled' RETURNING fanout_cursor"
-            ).bind(&job.id).bind(lease_until).fetch_optional(&mut *tx).await?;
-            match cursor {
-                None => {
-                    tx.rollback().await?;
-                    (FanoutStep::Stopped, Vec::new())
-                }
-                Some(cursor) => {
-                    let cursor = cursor.unwrap_or_default();
-                    let (hi, count): (Option<String>, i64) = sqlx::query_as(&window).bind(&job.app_id).bind(&cursor)
-                        .bind(batch).bind(param.as_deref()).fetch_one(&mut *tx).await?;
-                    let mut rows: Vec<ClaimedDelivery> = Vec::new();
-                    if let Some(hi) = &hi {
-                        rows = sqlx::query_as(&insert).bind(&job.app_id).bind(&cursor).bind(hi)
-                            .bind(param.as_deref()).bind(&job.id).bind(providers.0).bind(providers.1).bind(now)
-                            .bind(born_claimed).fetch_all(&mut *tx).await?;
-                    }
-                    let inserted = rows.len() as u64;
-                    let failed = rows.iter().filter(|r| r.status != "pending").count() as i64;
-                    let done = count < batch;
-                    sqlx::query(advance).bind(&job.id).bind(hi.unwrap_or(cursor)).bind(inserted as i64).bind(done)
-                        .bind(now).bind(failed).execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    rows.retain(|r| r.status == "pending");
-                    if born_claimed.is_none() {
-                        rows.clear();
-                    }
-                    (if done { FanoutStep::Done(inserted) } else { FanoutStep::More(inserted) }, rows)
-                }
+            let moved = sqlx::query(advance).bind(&job.id).bind(step.to).bind(step.count).bind(step.done).bind(now)
+                .bind(step.from).bind(step.lease_until).execute(&mut *tx).await?.rows_affected() == 1;
+            if !rows.is_empty() {
+                sqlx::query(&insert).bind(&job.app_id).bind(&job.id).bind(&rows_json).bind(now)
+                    .execute(&mut *tx).await?;
+                sqlx::query(&shared.count).bind(&tallies).execute(&mut *tx).await?;
             }
+            if !dead.is_empty() {
+                sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            moved
         }))
     }
 

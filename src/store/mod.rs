@@ -22,7 +22,7 @@ pub use apps::{AppRow, NewApp};
 pub use deliveries::{ClaimedDelivery, DeadToken, DeliveryFilter, DeliveryRow, DeliveryUpdate};
 pub use device_sends::{DeviceSendResult, NewDeviceSend};
 pub use devices::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
-pub use fanout::{FanoutJob, FanoutStep};
+pub use fanout::{FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow};
 pub use groups::GroupRow;
 pub use keys::{generate_key, hash_key, KeyKind, KeyRow};
 pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, NotificationRow};
