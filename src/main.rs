@@ -10,6 +10,9 @@ use pushgate::config::Config;
 use pushgate::server::{shutdown_signal, Gateway};
 use pushgate::store::Store;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// pushgate: one HTTP API for APNs, FCM and WebSocket notifications.
 #[derive(Parser)]
 #[command(version, about)]

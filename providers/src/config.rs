@@ -64,3 +64,10 @@ impl ProviderConfig {
 pub(crate) fn trim_base(url: &str) -> String {
     url.trim_end_matches('/').to_owned()
 }
+
+/// Parses a provider URL once, at client creation: per-request URLs are
+/// then derived from it without parsing a host again.
+pub(crate) fn parse_url(url: &str) -> Result<reqwest::Url, crate::ProviderError> {
+    reqwest::Url::parse(url)
+        .map_err(|e| crate::ProviderError::InvalidUrl { url: url.to_owned(), reason: e.to_string() })
+}

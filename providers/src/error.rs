@@ -23,6 +23,13 @@ pub enum ProviderError {
     #[error("invalid extra root certificate PEM: {0}")]
     InvalidRootCertificate(#[source] reqwest::Error),
     /// The HTTP client could not be built (TLS setup).
+    #[error("invalid provider URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
     #[error("cannot build HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
 }

@@ -8,7 +8,7 @@ use super::classify::{self, EXPIRED_PROVIDER_TOKEN};
 use super::payload::{self, Headers};
 use super::token::{ProviderToken, TokenSigner};
 use super::ApnsCredentials;
-use crate::config::{trim_base, ProviderConfig};
+use crate::config::{parse_url, trim_base, ProviderConfig};
 use crate::error::ProviderError;
 use crate::info::{DeliveryOptions, NotificationInfo};
 use crate::outcome::Outcome;
@@ -21,7 +21,7 @@ use crate::retry_after;
 #[derive(Debug)]
 pub struct ApnsClient {
     http: reqwest::Client,
-    base_url: String,
+    base_url: reqwest::Url,
     topic: String,
     signer: TokenSigner,
 }
@@ -41,7 +41,8 @@ impl ApnsClient {
             }
         }
         let signer = TokenSigner::new(&creds.private_key, &creds.key_id, &creds.team_id)?;
-        let base_url = trim_base(cfg.apns_base_url.as_deref().unwrap_or(creds.environment.default_base_url()));
+        let base_url =
+            parse_url(&trim_base(cfg.apns_base_url.as_deref().unwrap_or(creds.environment.default_base_url())))?;
         Ok(Self { http: cfg.http_client(true)?, base_url, topic: creds.topic, signer })
     }
 
@@ -102,9 +103,11 @@ impl ApnsClient {
         apns_id: &str,
         body: Vec<u8>,
     ) -> Result<Answer, reqwest::Error> {
+        let mut url = self.base_url.clone();
+        url.set_path(&format!("{}/3/device/{token}", self.base_url.path().trim_end_matches('/')));
         let mut req = self
             .http
-            .post(format!("{}/3/device/{}", self.base_url, token))
+            .post(url)
             .header(AUTHORIZATION, format!("bearer {}", jwt.jwt))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("apns-topic", &self.topic)

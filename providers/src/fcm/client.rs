@@ -6,7 +6,7 @@ use super::classify;
 use super::message;
 use super::oauth::{AccessToken, OAuthError, TokenSource};
 use super::FcmCredentials;
-use crate::config::{trim_base, ProviderConfig, FCM_URL};
+use crate::config::{parse_url, trim_base, ProviderConfig, FCM_URL};
 use crate::error::ProviderError;
 use crate::info::{DeliveryOptions, NotificationInfo};
 use crate::outcome::Outcome;
@@ -17,7 +17,7 @@ use crate::retry_after;
 #[derive(Debug)]
 pub struct FcmClient {
     http: reqwest::Client,
-    send_url: String,
+    send_url: reqwest::Url,
     tokens: TokenSource,
 }
 
@@ -36,7 +36,7 @@ impl FcmClient {
         }
         let http = cfg.http_client(false)?;
         let base = trim_base(cfg.fcm_base_url.as_deref().unwrap_or(FCM_URL));
-        let send_url = format!("{base}/v1/projects/{}/messages:send", account.project_id);
+        let send_url = parse_url(&format!("{base}/v1/projects/{}/messages:send", account.project_id))?;
         let tokens = TokenSource::new(&account, http.clone())?;
         Ok(Self { http, send_url, tokens })
     }
@@ -76,7 +76,12 @@ impl FcmClient {
     }
 
     async fn post(&self, access: &AccessToken, body: &serde_json::Value) -> Result<reqwest::Response, reqwest::Error> {
-        self.http.post(&self.send_url).header(AUTHORIZATION, format!("Bearer {}", access.token)).json(body).send().await
+        self.http
+            .post(self.send_url.clone())
+            .header(AUTHORIZATION, format!("Bearer {}", access.token))
+            .json(body)
+            .send()
+            .await
     }
 }
 
