@@ -3,10 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -18,6 +19,11 @@ use super::BenchResult;
 const BENCH: &str = "sockets";
 /// Connections being opened at once (the listen backlog is finite).
 const CONNECTING: usize = 64;
+/// Read buffer per client. tungstenite's default (128 KiB) is zero-filled on
+/// every read: for 10,000 clients that is over a gigabyte of memset in the
+/// bench process, on the cores the gateway is measured on. Frames here are
+/// a few hundred bytes.
+const CLIENT_READ_BUFFER: usize = 4 * 1024;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -32,7 +38,9 @@ pub async fn run(env: &mut Env, n: u64) -> BenchResult<()> {
     let mut attempts = futures_util::stream::iter(0..n)
         .map(|i| {
             let url = format!("{base}&client_id=bench-{i}&user_id=u-{i}");
-            tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url))
+            let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+            let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+            tokio::time::timeout(Duration::from_secs(10), connect)
         })
         .buffer_unordered(CONNECTING);
     let (mut open, mut failed, mut first_error) = (Vec::new(), 0u64, None);
@@ -60,12 +68,16 @@ pub async fn run(env: &mut Env, n: u64) -> BenchResult<()> {
     let opened = open.len() as u64;
 
     let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
+    let (ready_tx, mut ready) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
     let mut holders = tokio::task::JoinSet::new();
     for ws in open {
-        holders.spawn(hold(ws, arrived_tx.clone(), stop.clone()));
+        holders.spawn(hold(ws, ready_tx.clone(), arrived_tx.clone(), stop.clone()));
     }
-    drop(arrived_tx);
+    drop((arrived_tx, ready_tx));
+    // The clock starts once every client is reading, as real clients would be.
+    let listening = async { while ready.recv().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(10), listening).await;
 
     let start = Instant::now();
     let body = json!({"notification": {"title": "Bench", "body": "broadcast"}});
@@ -110,25 +122,34 @@ pub async fn run(env: &mut Env, n: u64) -> BenchResult<()> {
     Ok(())
 }
 
-/// Reads until told to stop; reports the arrival of the first notification frame.
-async fn hold(ws: Ws, arrived: mpsc::UnboundedSender<Instant>, mut stop: watch::Receiver<bool>) {
-    let (mut sink, mut stream) = ws.split();
+/// Reads until told to stop; reports that it runs (by dropping `ready`; its
+/// first read follows in the same poll), then the arrival of the first
+/// notification frame.
+async fn hold(
+    mut ws: Ws,
+    ready: mpsc::UnboundedSender<()>,
+    arrived: mpsc::UnboundedSender<Instant>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut told = false;
-    loop {
+    drop(ready);
+    // One task owns the socket whole (no split halves behind a lock); reads first.
+    let open = loop {
         tokio::select! {
-            msg = stream.next() => match msg {
+            biased;
+            msg = ws.next() => match msg {
                 Some(Ok(Message::Text(text))) if !told && is_notification(text.as_str()) => {
                     told = true;
                     let _ = arrived.send(Instant::now());
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
+                Some(Err(_)) | None => break false,
             },
-            _ = stop.changed() => {
-                let _ = sink.close().await;
-                break;
-            }
+            _ = stop.changed() => break true,
         }
+    };
+    if open {
+        let _ = ws.close(None).await;
     }
 }
 
