@@ -74,6 +74,8 @@ pub struct Config {
     pub retention_days: i64,
     /// Device registrations a client key may make per second (0 = no limit).
     pub registration_rate: u32,
+    /// Device registrations committed together at most (1: a transaction each).
+    pub registration_batch: usize,
     /// Whether this instance runs delivery workers.
     pub workers: bool,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
@@ -102,6 +104,7 @@ impl Default for Config {
             provider_timeout_ms: 30_000,
             retention_days: 30,
             registration_rate: 100,
+            registration_batch: 256,
             workers: true,
             socket: crate::socket::SocketConfig::default(),
         }
@@ -200,6 +203,9 @@ impl Config {
         }
         if let Some(v) = get("PUSHGATE_REGISTRATION_RATE") {
             self.registration_rate = parse("PUSHGATE_REGISTRATION_RATE", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_REGISTRATION_BATCH") {
+            self.registration_batch = parse("PUSHGATE_REGISTRATION_BATCH", v)?;
         }
         if let Some(v) = get("PUSHGATE_WORKERS") {
             self.workers = parse("PUSHGATE_WORKERS", v)?;

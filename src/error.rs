@@ -93,7 +93,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::Unavailable(e),
+            StoreError::Unavailable(_) | StoreError::Dropped(_) => Self::Unavailable(e),
             StoreError::NotFound(what) => Self::not_found(what),
             StoreError::Conflict(msg) => Self::Conflict(msg),
             other => Self::Internal(other),

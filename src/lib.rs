@@ -3,11 +3,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod batcher;
 pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod registrar;
 pub mod server;
 pub mod socket;
 pub mod state;

@@ -40,6 +40,12 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     histogram!("pushgate_http_request_duration_seconds", "route" => route.to_string()).record(elapsed.as_secs_f64());
 }
 
+/// One batch of device registrations committed (or retried one by one).
+pub fn registration_batch(size: usize, elapsed: Duration) {
+    histogram!("pushgate_registration_batch_size").record(size as f64);
+    histogram!("pushgate_registration_batch_seconds").record(elapsed.as_secs_f64());
+}
+
 /// One delivery reached a final or retry outcome.
 pub fn delivery(platform: &str, outcome: &str, reason: Option<&str>) {
     counter!(

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::rate_limit::RateLimiter;
 use crate::auth::{admin_key_hash, Authenticator};
 use crate::config::Config;
+use crate::registrar::Registrar;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -60,6 +61,7 @@ impl Gateway {
             hub,
             delivery,
             auth: Authenticator::new(store.clone(), admin_hash),
+            registrar: Registrar::new(store.clone(), config.registration_batch),
             store,
             registration_limit: RateLimiter::new(config.registration_rate),
             config,

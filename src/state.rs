@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Device registrations per client key.
     pub registration_limit: RateLimiter,
+    /// Device registrations, committed in batches.
+    pub registrar: crate::registrar::Registrar,
     /// WebSocket connections of this instance, and sends to them.
     pub hub: crate::socket::Hub,
     /// The delivery pipeline: wake-ups for workers, progress for `wait=true`.

@@ -270,7 +270,7 @@ async fn register(
     Json(body): Json<RegisterDevice>,
 ) -> ApiResult<(StatusCode, axum::Json<DeviceView>)> {
     let device = body.validate()?;
-    let (row, created) = st.store.register_device(&app_id, &device).await?;
+    let (row, created) = st.registrar.register(app_id, device).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(DeviceView::new(row)?)))
 }

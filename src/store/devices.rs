@@ -44,7 +44,7 @@ pub struct DeviceRow {
     /// Last registration or token refresh (ms).
     pub last_seen_at: i64,
     /// Group names joined by `,`, sorted (names cannot contain `,`).
-    group_names: Option<String>,
+    pub(super) group_names: Option<String>,
 }
 
 impl DeviceRow {
@@ -125,21 +125,31 @@ pub(super) const DEVICE_SELECT: &str = "SELECT d.id, d.app_id, d.platform, d.tok
      (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = d.id) AS group_names \
      FROM devices d";
 
+/// The columns of [`DEVICE_SELECT`], as an upsert of `devices` returns them.
+pub(super) const DEVICE_RETURNING: &str = "RETURNING id, app_id, platform, token, installation_id, user_id, \
+     locale, timezone, app_version, environment, metadata, active, deactivated_reason, \
+     created_at, updated_at, last_seen_at, \
+     (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = devices.id) AS group_names";
+
 const INSERT_DEVICE: &str = "INSERT INTO devices (id, app_id, platform, token, installation_id, user_id, locale, \
      timezone, app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, NULL, $12, $12, $12)";
 
 /// What an existing device takes from a registration: it is active again,
 /// and every field given replaces the stored one.
-const REFRESH_DEVICE: &str = "DO UPDATE SET platform = excluded.platform, token = excluded.token, \
+pub(super) const REFRESH_DEVICE: &str = "DO UPDATE SET platform = excluded.platform, token = excluded.token, \
      installation_id = COALESCE(excluded.installation_id, devices.installation_id), \
      user_id = COALESCE(excluded.user_id, devices.user_id), locale = COALESCE(excluded.locale, devices.locale), \
      timezone = COALESCE(excluded.timezone, devices.timezone), \
      app_version = COALESCE(excluded.app_version, devices.app_version), \
      environment = COALESCE(excluded.environment, devices.environment), \
      metadata = COALESCE(excluded.metadata, devices.metadata), \
-     active = TRUE, deactivated_reason = NULL, updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at \
-     RETURNING id";
+     active = TRUE, deactivated_reason = NULL, updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at";
+
+/// Conflict target of a registration with an installation id.
+pub(super) const BY_INSTALLATION: &str = "(app_id, installation_id) WHERE installation_id IS NOT NULL";
+/// Conflict target of a registration without one.
+pub(super) const BY_TOKEN: &str = "(app_id, platform, token)";
 
 /// The token is now the installation's: a row of the same installation-less
 /// token is adopted by the installation when it has no row yet…
@@ -242,8 +252,8 @@ impl Store {
         let now = now_ms();
         let platform = d.platform.as_str();
         let upsert = match d.installation_id {
-            Some(_) => format!("{INSERT_DEVICE} ON CONFLICT (app_id, installation_id) WHERE installation_id IS NOT NULL {REFRESH_DEVICE}"),
-            None => format!("{INSERT_DEVICE} ON CONFLICT (app_id, platform, token) {REFRESH_DEVICE}"),
+            Some(_) => format!("{INSERT_DEVICE} ON CONFLICT {BY_INSTALLATION} {REFRESH_DEVICE} RETURNING id"),
+            None => format!("{INSERT_DEVICE} ON CONFLICT {BY_TOKEN} {REFRESH_DEVICE} RETURNING id"),
         };
         let select = format!("{DEVICE_SELECT} WHERE d.id = $1");
         // Every transaction starts with a write, so SQLite takes its write

@@ -10,6 +10,7 @@ mod fanout;
 mod groups;
 mod keys;
 mod notifications;
+mod registrations;
 mod socket;
 
 use std::str::FromStr;
@@ -26,6 +27,7 @@ pub use fanout::{FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow};
 pub use groups::GroupRow;
 pub use keys::{generate_key, hash_key, KeyKind, KeyRow};
 pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, NotificationRow};
+pub use registrations::Registration;
 pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};
 
 /// Errors of the store, classified so the API can answer 503 vs 404 vs 409.
@@ -49,6 +51,9 @@ pub enum StoreError {
     /// A stored JSON column could not be read back.
     #[error("stored JSON is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// A batched write went unanswered: the gateway is stopping, or its batch failed to run.
+    #[error(transparent)]
+    Dropped(#[from] crate::batcher::BatchDropped),
     /// The DATABASE_URL is not one we know.
     #[error("unsupported DATABASE_URL {0:?}: use sqlite://… or postgres://…")]
     UnsupportedUrl(String),

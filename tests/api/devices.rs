@@ -1,7 +1,9 @@
 //! The device registry (API.md, Devices).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
+use pushgate::domain::Platform;
+use pushgate::store::{NewDevice, Registration, Store};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 
@@ -130,6 +132,127 @@ async fn concurrent_registrations_of_one_device_agree(db: Db) {
     }
     let (_, list) = app.get("/v1/devices", &keys.server_key).await;
     assert_eq!(ids(&list).len(), 2);
+}
+
+/// A registration of Android `token` for the store's batch API, changed by `with`.
+fn registration(app_id: &str, token: &str, with: impl FnOnce(&mut NewDevice)) -> Registration {
+    let mut device = NewDevice {
+        platform: Platform::Android,
+        token: token.to_string(),
+        installation_id: None,
+        user_id: None,
+        groups: None,
+        locale: None,
+        timezone: None,
+        app_version: None,
+        environment: None,
+        metadata: None,
+    };
+    with(&mut device);
+    Registration { app_id: app_id.to_string(), device }
+}
+
+async fn one_batch_applies_registrations_of_a_device_in_order(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let keys = app.create_app().await;
+    let plain = register(&app, &keys, "t-old", json!({})).await;
+    let stale = register(&app, &keys, "t-stale", json!({})).await;
+    let rotating = register(&app, &keys, "t-x", json!({"installation_id": "inst-4"})).await;
+    let inst = |id: &str| Some(id.to_string());
+    let batch = vec![
+        registration(&keys.id, "t-1", |d| d.user_id = Some("u-1".into())),
+        // The same token again: a refresh of the device just created.
+        registration(&keys.id, "t-1", |d| {
+            d.user_id = Some("u-2".into());
+            d.groups = Some(vec!["a".into(), "b".into()]);
+        }),
+        registration(&keys.id, "t-2", |d| d.installation_id = inst("inst-1")),
+        // The same installation with a rotated token.
+        registration(&keys.id, "t-3", |d| d.installation_id = inst("inst-1")),
+        // An installation-less token adopted by its installation.
+        registration(&keys.id, "t-old", |d| d.installation_id = inst("inst-3")),
+        registration(&keys.id, "t-1", |d| d.groups = Some(Vec::new())),
+        // A token moved to an existing installation: the stale row goes.
+        registration(&keys.id, "t-stale", |d| d.installation_id = inst("inst-4")),
+        registration(&keys.id, "t-4", |_| {}),
+    ];
+    let store = Store::connect(&app.config.database_url).await.expect("store");
+    let answers = store.register_devices(&batch).await.expect("one batch, no fallback");
+    store.close().await;
+    let seen: Vec<(&str, bool)> = answers.iter().map(|(row, created)| (row.id.as_str(), *created)).collect();
+    let first = seen[0].0;
+    let installed = seen[2].0;
+    assert_eq!(
+        seen,
+        [
+            (first, true),
+            (first, false),
+            (installed, true),
+            (installed, false),
+            (plain.as_str(), false),
+            (first, false),
+            (rotating.as_str(), false),
+            (seen[7].0, true),
+        ]
+    );
+    assert_eq!(HashSet::from([first, installed, plain.as_str(), rotating.as_str(), seen[7].0]).len(), 5);
+    let row = |n: usize| &answers[n].0;
+    assert_eq!((row(0).user_id.as_deref(), row(0).groups()), (Some("u-1"), vec![]), "each answer as of its own turn");
+    assert_eq!((row(1).user_id.as_deref(), row(1).groups()), (Some("u-2"), vec!["a".to_string(), "b".to_string()]));
+    assert_eq!((row(5).user_id.as_deref(), row(5).groups()), (Some("u-2"), vec![]), "left-out fields are kept");
+    assert_eq!((row(2).token.as_str(), row(3).token.as_str()), ("t-2", "t-3"));
+    assert_eq!(row(4).installation_id.as_deref(), Some("inst-3"));
+    assert_eq!((row(6).token.as_str(), row(6).installation_id.as_deref()), ("t-stale", Some("inst-4")));
+
+    let (_, list) = app.get("/v1/devices", &keys.server_key).await;
+    let listed: HashSet<String> = ids(&list).into_iter().collect();
+    let expected = [first, installed, plain.as_str(), rotating.as_str(), seen[7].0];
+    assert_eq!(listed, expected.iter().map(|s| s.to_string()).collect(), "{stale} is gone: {list}");
+    let (_, device) = app.get(&format!("/v1/devices/{first}"), &keys.server_key).await;
+    assert_eq!((device["user_id"].clone(), device["groups"].clone()), (json!("u-2"), json!([])));
+}
+
+async fn concurrent_registrations_each_get_their_own_answer(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let keys = app.create_app().await;
+    // (body, what its answer must echo): distinct tokens, one token six
+    // times, one installation six times with rotating tokens.
+    let mut requests = Vec::new();
+    for n in 0..48 {
+        let body = json!({"platform": "android", "token": format!("c-{n}"), "user_id": format!("u-{n}")});
+        requests.push(("distinct", body));
+    }
+    for n in 0..6 {
+        requests.push(("token", json!({"platform": "android", "token": "dup", "user_id": format!("d-{n}")})));
+        let body = json!({"platform": "android", "token": format!("i-{n}"), "installation_id": "inst-c"});
+        requests.push(("installation", body));
+    }
+    let answers = futures_util::future::join_all(
+        requests.iter().map(|(_, body)| app.post("/v1/devices", &keys.server_key, body.clone())),
+    )
+    .await;
+
+    let mut by_kind: HashMap<&str, Vec<(StatusCode, String)>> = HashMap::new();
+    for ((kind, body), (status, answer)) in requests.iter().zip(&answers) {
+        assert!(status.is_success(), "{body}: {status} {answer}");
+        for field in ["token", "user_id", "installation_id"] {
+            if let Some(sent) = body.get(field) {
+                assert_eq!(&answer[field], sent, "an answer shows its own registration: {body} → {answer}");
+            }
+        }
+        by_kind.entry(kind).or_default().push((*status, answer["id"].as_str().expect("id").to_string()));
+    }
+    let distinct = &by_kind["distinct"];
+    assert!(distinct.iter().all(|(s, _)| *s == StatusCode::CREATED), "{distinct:?}");
+    assert_eq!(distinct.iter().map(|(_, id)| id).collect::<HashSet<_>>().len(), 48);
+    for kind in ["token", "installation"] {
+        let same = &by_kind[kind];
+        let created = same.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+        assert_eq!(created, 1, "{kind}: one creates, the others refresh: {same:?}");
+        assert_eq!(same.iter().map(|(_, id)| id).collect::<HashSet<_>>().len(), 1, "{kind}: one device");
+    }
+    let (_, list) = app.get("/v1/devices?limit=100", &keys.server_key).await;
+    assert_eq!(ids(&list).len(), 50, "{list}");
 }
 
 async fn apns_tokens_are_normalised(db: Db) {
@@ -441,6 +564,8 @@ crate::store_tests!(
     register_creates_then_refreshes,
     installation_id_rotates_the_token,
     concurrent_registrations_of_one_device_agree,
+    one_batch_applies_registrations_of_a_device_in_order,
+    concurrent_registrations_each_get_their_own_answer,
     apns_tokens_are_normalised,
     malformed_tokens_are_invalid_token,
     bad_fields_are_named,
