@@ -149,7 +149,7 @@ async fn send(
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
     let app_id = who.server_app()?.to_string();
-    let hash = request_hash("/v1/notifications", &body);
+    let hash = idempotent(&headers).then(|| request_hash("/v1/notifications", &body));
     let req: SendToBody = json::from_value(body)?;
     let target = Target::parse(&req.to)?;
     accept(&st, &app_id, target, req.notification, req.options, &headers, hash, wait).await
@@ -168,7 +168,7 @@ async fn send_to_device(
 ) -> ApiResult<Response> {
     let app_id = who.server_app()?.to_string();
     names::opaque("device_id", &device_id)?;
-    let hash = request_hash(&format!("/v1/devices/{device_id}/notifications"), &body);
+    let hash = idempotent(&headers).then(|| request_hash(&format!("/v1/devices/{device_id}/notifications"), &body));
     let req: SendBody = json::from_value(body)?;
     accept(&st, &app_id, Target::DeviceIds(vec![device_id]), req.notification, req.options, &headers, hash, wait).await
 }
@@ -186,7 +186,7 @@ async fn send_to_group(
 ) -> ApiResult<Response> {
     let app_id = who.server_app()?.to_string();
     names::group("name", &name)?;
-    let hash = request_hash(&format!("/v1/groups/{name}/notifications"), &body);
+    let hash = idempotent(&headers).then(|| request_hash(&format!("/v1/groups/{name}/notifications"), &body));
     let req: SendBody = json::from_value(body)?;
     accept(&st, &app_id, Target::Group(name), req.notification, req.options, &headers, hash, wait).await
 }
@@ -200,7 +200,7 @@ async fn accept(
     mut info: NotificationInfo,
     options: Option<DeliveryOptions>,
     headers: &HeaderMap,
-    hash: String,
+    hash: Option<String>,
     wait: WaitQuery,
 ) -> ApiResult<Response> {
     let options = options.unwrap_or_default();
@@ -245,7 +245,7 @@ async fn accept(
             send_at,
             expires_at,
             providers: (app.apns.is_some(), app.fcm.is_some()),
-            idempotency: key.as_deref().map(|k| (k, hash.as_str())),
+            idempotency: key.as_deref().zip(hash.as_deref()),
             lease_until: reservation.as_ref().map(|r| r.lease_until),
             now,
         })
@@ -378,6 +378,11 @@ fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> ApiResul
     pushgate_providers::apns::payload::build(info, options).map_err(|e| map(e, "notification.apns"))?;
     pushgate_providers::fcm::message::build("token", info, options).map_err(|e| map(e, "notification.fcm"))?;
     Ok(())
+}
+
+/// Whether the request has an `Idempotency-Key`: only then is its body hashed.
+fn idempotent(headers: &HeaderMap) -> bool {
+    headers.contains_key("idempotency-key")
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
