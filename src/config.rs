@@ -93,7 +93,10 @@ impl Default for Config {
             ca_file: None,
             body_limit: 1024 * 1024,
             log_format: LogFormat::Plain,
-            send_concurrency: 512,
+            // Under the 1,000 streams APNs (and the stand-ins) allow per HTTP/2
+            // connection even when every delivery goes to one provider: past
+            // that, requests queue for streams and throughput collapses.
+            send_concurrency: 960,
             claim_batch: 500,
             lease_seconds: 60,
             max_attempts: 10,

@@ -137,13 +137,22 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             }
             let ctx =
                 BatchContext { app_id: job.app_id.clone(), notification: notification.clone(), app_version, providers };
-            in_flight.push_back(send_batch(d, ctx, reservation, devices, from, cursor.clone(), exhausted));
+            // A task of its own: it keeps sending while this loop records
+            // the batch before it.
+            let task = send_batch(d.clone(), ctx, reservation, devices, from, cursor.clone(), exhausted);
+            in_flight.push_back(tokio::spawn(task));
         }
-        let Some(sent) = in_flight.next().await else {
-            if finished || stopped || cancel.is_cancelled() || exhausted {
-                break;
+        let sent = match in_flight.next().await {
+            Some(Ok(sent)) => sent,
+            Some(Err(e)) => {
+                // A batch task panicked: its devices' results are unknown, so
+                // the cursor stays before them and the lease brings them back.
+                tracing::error!(notification = %job.id, error = %e, "a fan-out batch failed");
+                stopped = true;
+                continue;
             }
-            continue;
+            None if finished || stopped || cancel.is_cancelled() || exhausted => break,
+            None => continue,
         };
         let now = now_ms();
         let step = FanoutCommit {
@@ -187,7 +196,7 @@ struct BatchContext {
 /// platform without credentials, or past the TTL, get their final row
 /// without a provider call.
 async fn send_batch(
-    d: &Delivery,
+    d: Delivery,
     ctx: BatchContext,
     reservation: Reservation,
     devices: Vec<FanoutDevice>,
