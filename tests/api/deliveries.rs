@@ -216,7 +216,70 @@ async fn the_log_filters_pages_and_is_scoped(db: Db) {
     }
 }
 
+/// A fan-out records devices it cannot send to (no credentials for their
+/// platform) as failed without a provider call, and a cancel stops it: the
+/// batches in flight finish and are logged, nothing after them is sent.
+async fn fanout_fails_unsendable_devices_and_stops_when_cancelled(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |c| {
+        c.fanout_batch = 2;
+        c.send_concurrency = 6;
+    })
+    .await;
+    let apns_only =
+        app.create_app_with(json!({"name": "apns only", "apns": mock.handle.apns_credentials_json()})).await;
+    for i in 0..3 {
+        register(&app, &apns_only, "ios", &ios_token("c0de", 200 + i), None, &["mixed"]).await;
+    }
+    for i in 0..2 {
+        register(&app, &apns_only, "android", &format!("mixed-{i}"), None, &["mixed"]).await;
+    }
+    let (status, res) = app
+        .post(
+            "/v1/groups/mixed/notifications?wait=true",
+            &apns_only.server_key,
+            json!({"notification": {"title": "m"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    let (_, n) =
+        app.get(&format!("/v1/notifications/{}", res["id"].as_str().expect("id")), &apns_only.server_key).await;
+    assert_eq!(
+        n["counts"],
+        json!({"targeted": 5, "pending": 0, "delivered": 3, "failed": 2, "expired": 0, "cancelled": 0})
+    );
+    assert_eq!(mock.handle.attempts("mixed-0") + mock.handle.attempts("mixed-1"), 0, "no provider call");
+
+    let tokens: Vec<String> = (0..30).map(|i| format!("slow-{i}")).collect();
+    for t in &tokens {
+        register(&app, &keys, "android", t, None, &["slow"]).await;
+        mock.handle.set_behavior(t, pushgate_mock_providers::Behavior::Slow { delay_ms: 300 });
+    }
+    let (status, res) =
+        app.post("/v1/groups/slow/notifications", &keys.server_key, json!({"notification": {"title": "s"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    let id = res["id"].as_str().expect("id").to_string();
+    let sent = |m: &pushgate_mock_providers::MockHandle| tokens.iter().map(|t| m.attempts(t)).sum::<u64>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sent(&mock.handle) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no send started");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (status, n) = app.delete(&format!("/v1/notifications/{id}"), &keys.server_key).await;
+    assert_eq!(status, StatusCode::OK, "{n}");
+    // What was in flight finishes (300 ms each) and is logged.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (_, n) = app.get(&format!("/v1/notifications/{id}"), &keys.server_key).await;
+    assert_eq!(n["status"], "cancelled", "{n}");
+    let total = sent(&mock.handle);
+    assert!(total < tokens.len() as u64, "the cancel stopped the fan-out: {total} sent");
+    assert!(tokens.iter().all(|t| mock.handle.attempts(t) <= 1), "none twice");
+    assert_eq!(n["counts"]["delivered"], total, "every push sent is logged: {n}");
+    let rows = pipeline::deliveries(&app, &keys.server_key, &format!("notification_id={id}")).await;
+    assert_eq!(rows.len() as u64, total);
+}
+
 crate::store_tests!(
+    fanout_fails_unsendable_devices_and_stops_when_cancelled,
     instances_share_the_work_without_duplicates,
     fanout_resumes_after_a_stop,
     fanout_of_a_crashed_gateway_is_resumed,
