@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -46,26 +46,38 @@ pub fn registration_batch(size: usize, elapsed: Duration) {
     histogram!("pushgate_registration_batch_seconds").record(elapsed.as_secs_f64());
 }
 
-/// One delivery reached a final or retry outcome.
-pub fn delivery(platform: &str, outcome: &str, reason: Option<&str>) {
+/// `n` deliveries reached the same final or retry outcome.
+pub fn deliveries(platform: &str, outcome: &str, reason: Option<&str>, n: u64) {
     counter!(
         "pushgate_deliveries_total",
         "platform" => platform.to_string(),
         "outcome" => outcome.to_string(),
         "reason" => reason.unwrap_or("").to_string()
     )
-    .increment(1);
+    .increment(n);
 }
 
-/// Latency of one provider request.
+/// Latency of one provider request. Called per request: the handles of
+/// the two platforms are looked up once.
 pub fn provider_latency(platform: &str, elapsed: Duration) {
-    histogram!("pushgate_provider_request_duration_seconds", "platform" => platform.to_string())
-        .record(elapsed.as_secs_f64());
+    static IOS: OnceLock<Histogram> = OnceLock::new();
+    static ANDROID: OnceLock<Histogram> = OnceLock::new();
+    let of = |cell: &'static OnceLock<Histogram>, name: &'static str| {
+        cell.get_or_init(|| histogram!("pushgate_provider_request_duration_seconds", "platform" => name))
+    };
+    match platform {
+        "ios" => of(&IOS, "ios").record(elapsed.as_secs_f64()),
+        "android" => of(&ANDROID, "android").record(elapsed.as_secs_f64()),
+        other => histogram!("pushgate_provider_request_duration_seconds", "platform" => other.to_string())
+            .record(elapsed.as_secs_f64()),
+    }
 }
 
-/// Provider requests in flight (+1 on start, -1 on end).
+/// Provider requests in flight (+1 on start, -1 on end); its handle is
+/// looked up once.
 pub fn provider_in_flight(delta: f64) {
-    gauge!("pushgate_provider_requests_in_flight").increment(delta);
+    static IN_FLIGHT: OnceLock<Gauge> = OnceLock::new();
+    IN_FLIGHT.get_or_init(|| gauge!("pushgate_provider_requests_in_flight")).increment(delta);
 }
 
 /// Devices deactivated because a provider said their token is dead.

@@ -420,11 +420,16 @@ pub(super) fn record(job: &Job, decision: Decision) -> (DeliveryUpdate, Option<D
     (update_for(job.delivery_id, job.platform.as_str(), decision, now_ms()), dead)
 }
 
-/// Metrics of recorded results.
+/// Metrics of recorded results, one counter update per kind of outcome.
 pub(super) fn count_results(updates: &[DeliveryUpdate], dead: &[DeadToken]) {
+    let mut kinds: HashMap<(&str, &str, Option<&str>), u64> = HashMap::new();
     for u in updates {
         let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };
-        crate::metrics::delivery(u.platform, if u.status == "pending" { "retry" } else { u.status }, reason);
+        let outcome = if u.status == "pending" { "retry" } else { u.status };
+        *kinds.entry((u.platform, outcome, reason)).or_default() += 1;
+    }
+    for ((platform, outcome, reason), n) in kinds {
+        crate::metrics::deliveries(platform, outcome, reason, n);
     }
     for d in dead {
         crate::metrics::tokens_deactivated(d.platform, 1);
