@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 
 use super::retry;
 use super::sender::{Job, Prepared, NO_PROVIDER};
@@ -83,6 +84,17 @@ struct SentBatch {
     dead: Vec<DeadToken>,
 }
 
+impl SentBatch {
+    /// Extends this batch with the one right after it in cursor order.
+    fn append(&mut self, next: SentBatch) {
+        self.to = next.to;
+        self.count += next.count;
+        self.last = next.last;
+        self.rows.extend(next.rows);
+        self.dead.extend(next.dead);
+    }
+}
+
 /// Expands one notification batch by batch until done, cancelled, or
 /// shutdown. Batches are read ahead (up to [`WINDOW`]) and sent at once;
 /// each is recorded with its results, and the cursor moved past it, in
@@ -142,7 +154,7 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             let task = send_batch(d.clone(), ctx, reservation, devices, from, cursor.clone(), exhausted);
             in_flight.push_back(tokio::spawn(task));
         }
-        let sent = match in_flight.next().await {
+        let mut sent = match in_flight.next().await {
             Some(Ok(sent)) => sent,
             Some(Err(e)) => {
                 // A batch task panicked: its devices' results are unknown, so
@@ -154,6 +166,19 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             None if finished || stopped || cancel.is_cancelled() || exhausted => break,
             None => continue,
         };
+        // Batches that finished while the last one was recorded go in the
+        // same transaction: commits never fall behind the sends.
+        while let Some(Some(next)) = in_flight.next().now_or_never() {
+            match next {
+                Ok(next) => sent.append(next),
+                Err(e) => {
+                    // Recorded up to here; the cursor stops before this one.
+                    tracing::error!(notification = %job.id, error = %e, "a fan-out batch failed");
+                    stopped = true;
+                    break;
+                }
+            }
+        }
         let now = now_ms();
         let step = FanoutCommit {
             from: &sent.from,
