@@ -40,6 +40,9 @@ enum Command {
         /// Where to write ca.pem, apns_key.p8, apns.json and service_account.json.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        /// Accepted payloads kept per token for inspection (0: counts only, as benchmarks run them).
+        #[arg(long, default_value_t = 16)]
+        keep_payloads: usize,
     },
 }
 
@@ -49,8 +52,8 @@ fn main() -> ExitCode {
     if let Command::Bench(args) = &cli.command {
         return bench::main(args.clone());
     }
-    if let Command::MockProviders { listen, out_dir } = &cli.command {
-        return mock_providers(*listen, out_dir.clone());
+    if let Command::MockProviders { listen, out_dir, keep_payloads } = &cli.command {
+        return mock_providers(*listen, out_dir.clone(), *keep_payloads);
     }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -94,7 +97,7 @@ fn main() -> ExitCode {
 }
 
 /// `pushgate mock-providers`: the stand-ins until Ctrl-C.
-fn mock_providers(listen: std::net::SocketAddr, out_dir: Option<PathBuf>) -> ExitCode {
+fn mock_providers(listen: std::net::SocketAddr, out_dir: Option<PathBuf>, keep_payloads: usize) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -102,7 +105,7 @@ fn mock_providers(listen: std::net::SocketAddr, out_dir: Option<PathBuf>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    let cfg = pushgate_mock_providers::MockConfig { listen, out_dir, ..Default::default() };
+    let cfg = pushgate_mock_providers::MockConfig { listen, out_dir, keep_payloads, ..Default::default() };
     match runtime.block_on(pushgate_mock_providers::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -41,6 +41,9 @@ impl Mock {
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--out-dir")
                 .arg(dir)
+                // Counts only, as in-process below: the stand-ins' memory and
+                // CPU go to answering, not to keeping payloads.
+                .args(["--keep-payloads", "0"])
                 .current_dir(dir)
                 .env("RUST_LOG", "warn");
             let mut proc = Proc::spawn("mock providers", cmd, &dir.join("mock.log"))?;
