@@ -288,8 +288,7 @@ async fn commit(d: &Delivery, job: &FanoutJob, step: &FanoutCommit<'_>, sent: &S
     for attempt in 1..=8 {
         match d.store.fanout_commit(job, step, &sent.rows, &sent.dead, now_ms()).await {
             Ok(moved) => {
-                let updates: Vec<_> = sent.rows.iter().map(|r| r.update.clone()).collect();
-                count_results(&updates, &sent.dead);
+                count_results(sent.rows.iter().map(|r| &r.update), &sent.dead);
                 if sent.rows.iter().any(|r| r.update.status == "pending") {
                     // Retries go through the queue.
                     d.signals.work.notify_one();

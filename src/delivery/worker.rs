@@ -421,7 +421,7 @@ pub(super) fn record(job: &Job, decision: Decision) -> (DeliveryUpdate, Option<D
 }
 
 /// Metrics of recorded results, one counter update per kind of outcome.
-pub(super) fn count_results(updates: &[DeliveryUpdate], dead: &[DeadToken]) {
+pub(super) fn count_results<'a>(updates: impl IntoIterator<Item = &'a DeliveryUpdate>, dead: &[DeadToken]) {
     let mut kinds: HashMap<(&str, &str, Option<&str>), u64> = HashMap::new();
     for u in updates {
         let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };

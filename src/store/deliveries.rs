@@ -173,14 +173,13 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// Tallies `(notification_id, new status)` rows, sorted by id so that
+    /// Tallies `(notification_id, new status)` pairs, sorted by id so that
     /// concurrent write-backs lock notifications in one order.
-    pub(crate) fn of(changed: &[(String, String)]) -> Vec<Tally> {
+    pub(crate) fn of<'a>(changed: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<Tally> {
         let mut by_id: std::collections::BTreeMap<&str, Tally> = std::collections::BTreeMap::new();
         for (id, status) in changed {
-            let t =
-                by_id.entry(id.as_str()).or_insert_with(|| Tally { notification_id: id.clone(), ..Tally::default() });
-            match status.as_str() {
+            let t = by_id.entry(id).or_insert_with(|| Tally { notification_id: id.to_string(), ..Tally::default() });
+            match status {
                 "delivered" => t.delivered += 1,
                 "failed" => t.failed += 1,
                 "expired" => t.expired += 1,
@@ -267,7 +266,7 @@ impl Store {
             let mut tx = p.begin_write().await?;
             let changed: Vec<(String, String)> =
                 sqlx::query_as(&update_deliveries).bind(&updates_json).bind(now).fetch_all(&mut *tx).await?;
-            let tallies = Tally::of(&changed);
+            let tallies = Tally::of(changed.iter().map(|(id, status)| (id.as_str(), status.as_str())));
             let mut completed = Vec::new();
             if !tallies.is_empty() {
                 sqlx::query(&shared.count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;

@@ -149,9 +149,7 @@ impl Store {
              SELECT $1, $2, v.device_id, v.platform, v.token, v.next_status, v.inc, v.next_attempt_at, \
              v.provider_status, v.reason, v.provider_message_id, $4, $4, v.delivered_at FROM {records}"
         );
-        let changed: Vec<(String, String)> =
-            rows.iter().map(|r| (job.id.clone(), r.update.status.to_string())).collect();
-        let tallies = serde_json::to_string(&Tally::of(&changed))?;
+        let tallies = serde_json::to_string(&Tally::of(rows.iter().map(|r| (job.id.as_str(), r.update.status))))?;
         let rows_json = serde_json::to_string(rows)?;
         let dead_json = serde_json::to_string(dead)?;
         Ok(on_pool!(self.pool(), p => {
