@@ -51,6 +51,18 @@ pub struct DeliveryUpdate {
     pub platform: &'static str,
 }
 
+/// The columns of a [`DeliveryUpdate`] as JSON (Postgres types), after its
+/// `id`: what every writer of results reads back from its JSON rows.
+pub(crate) const RESULT_COLUMNS: &[(&str, &str)] = &[
+    ("next_status", "text"),
+    ("inc", "int"),
+    ("next_attempt_at", "bigint"),
+    ("provider_status", "int"),
+    ("reason", "text"),
+    ("provider_message_id", "text"),
+    ("delivered_at", "bigint"),
+];
+
 /// A device whose token a provider declared dead.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeadToken {
@@ -238,19 +250,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<Vec<String>> {
         let d = Dialect::of(self.pool());
-        let results = d.json_records(
-            1,
-            &[
-                ("id", "bigint"),
-                ("next_status", "text"),
-                ("inc", "int"),
-                ("next_attempt_at", "bigint"),
-                ("provider_status", "int"),
-                ("reason", "text"),
-                ("provider_message_id", "text"),
-                ("delivered_at", "bigint"),
-            ],
-        );
+        let results = d.json_records(1, &[&[("id", "bigint")], RESULT_COLUMNS].concat());
         let update_deliveries = format!(
             "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
              next_attempt_at = v.next_attempt_at, lease_until = NULL, \

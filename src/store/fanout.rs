@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::deliveries::{ResultSql, Tally};
+use super::deliveries::{ResultSql, Tally, RESULT_COLUMNS};
 use super::notifications::{fanout_param, fanout_source, Dialect};
 use super::{on_pool, BeginWrite, DeadToken, DeliveryUpdate, Pool, Store, StoreResult};
 use crate::delivery::target::Target;
@@ -128,21 +128,8 @@ impl Store {
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
              fanout_lease_until = $7, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
              WHERE id = $1 AND COALESCE(fanout_cursor, '') = $6 AND fanout_done = FALSE AND status <> 'cancelled'";
-        let records = d.json_records(
-            3,
-            &[
-                ("device_id", "text"),
-                ("platform", "text"),
-                ("token", "text"),
-                ("next_status", "text"),
-                ("inc", "int"),
-                ("next_attempt_at", "bigint"),
-                ("provider_status", "int"),
-                ("reason", "text"),
-                ("provider_message_id", "text"),
-                ("delivered_at", "bigint"),
-            ],
-        );
+        let device = [("device_id", "text"), ("platform", "text"), ("token", "text")];
+        let records = d.json_records(3, &[&device[..], RESULT_COLUMNS].concat());
         let insert = format!(
             "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, attempts, \
              next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, delivered_at) \

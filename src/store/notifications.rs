@@ -230,21 +230,21 @@ struct ExplicitSql {
 }
 
 impl ExplicitSql {
-    fn new(target: &Target, d: &Dialect) -> Option<Self> {
+    fn new(target: &Target, d: &Dialect) -> StoreResult<Option<Self>> {
         let (list, from, active, device_id) = match target {
             Target::DeviceIds(ids) => (
-                serde_json::to_string(ids).ok()?,
+                serde_json::to_string(ids)?,
                 format!("FROM devices d WHERE d.app_id = $1 AND {}", d.in_strings("d.id", 7)),
                 "d.active",
                 "d.id",
             ),
             Target::Tokens(tokens) => (
-                serde_json::to_string(tokens).ok()?,
+                serde_json::to_string(tokens)?,
                 format!("FROM {} WHERE TRUE", d.json_records_as(7, &[("platform", "text"), ("token", "text")], "d")),
                 "TRUE",
                 "(SELECT x.id FROM devices x WHERE x.app_id = $1 AND x.platform = d.platform AND x.token = d.token)",
             ),
-            _ => return None,
+            _ => return Ok(None),
         };
         let ok = "((d.platform = 'ios' AND $3) OR (d.platform = 'android' AND $4))";
         let insert_notification = format!(
@@ -265,7 +265,7 @@ impl ExplicitSql {
             initial_status("d.platform", 3, 4),
         );
         let count_devices = format!("SELECT COUNT(*) FROM devices WHERE app_id = $1 AND {}", d.in_strings("id", 2));
-        Some(Self { list, insert_notification, insert_deliveries, count_devices })
+        Ok(Some(Self { list, insert_notification, insert_deliveries, count_devices }))
     }
 }
 
@@ -282,13 +282,13 @@ impl Store {
              VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (app_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
              notification_id = excluded.notification_id, response = excluded.response, created_at = excluded.created_at \
              WHERE idempotency_keys.created_at < $6";
-        let explicit = ExplicitSql::new(n.target, &d);
+        let explicit = ExplicitSql::new(n.target, &d)?;
         let param = fanout_param(n.target)?;
         let (source, _) = fanout_source(n.target, &d, 2);
         let insert_notification =
             "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, send_at, \
              expires_at, fanout_done, fanned_out, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, FALSE, 0, $9, $9)";
+             VALUES ($1, $2, $3, $4, $5, $6, $10, $7, $8, FALSE, 0, $9, $9)";
         let count_source = format!("SELECT d.platform, COUNT(*) {source} GROUP BY d.platform");
         let lease = n.lease_until.filter(|_| status == "queued");
 
@@ -350,9 +350,7 @@ impl Store {
                     }
                     sqlx::query(insert_notification).bind(n.id).bind(n.app_id).bind(status).bind(&target_json)
                         .bind(n.info).bind(n.options).bind(n.send_at).bind(n.expires_at).bind(n.now)
-                        .execute(&mut *tx).await?;
-                    sqlx::query("UPDATE notifications SET targeted = $2 WHERE id = $1")
-                        .bind(n.id).bind(targeted).execute(&mut *tx).await?;
+                        .bind(targeted).execute(&mut *tx).await?;
                     (Accepted { id: n.id.to_string(), status: status.to_string(), targeted }, Vec::new())
                 };
                 if let Some((key, _)) = n.idempotency {
