@@ -16,7 +16,7 @@ mod socket;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use apps::{AppRow, NewApp};
@@ -142,6 +142,21 @@ impl BeginWrite for SqlitePool {
     }
 }
 
+/// Whether TLS to Postgres would protect nothing: the server is on this
+/// host (loopback or a Unix socket) and neither the URL nor `PGSSLMODE`
+/// asks for a mode. libpq's default (`prefer`) would still encrypt every
+/// statement there, which cost the gateway a sixth of its CPU in the send
+/// profile (BENCHMARKS.md). An explicit `sslmode` is always obeyed.
+fn tls_pointless(url: &str, host: &str, env_mode: bool) -> bool {
+    let asked = url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&').any(|kv| kv.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("sslmode")))
+    });
+    let loopback = host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    loopback && !asked && !env_mode
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -152,11 +167,15 @@ impl Store {
     /// Connects to `url` (`sqlite://path` creates the file; `postgres://…`).
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut opts = PgConnectOptions::from_str(url)?;
+            if tls_pointless(url, opts.get_host(), std::env::var_os("PGSSLMODE").is_some()) {
+                opts = opts.ssl_mode(PgSslMode::Disable);
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(24)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
+                .connect_with(opts)
                 .await?;
             Pool::Postgres(pool)
         } else if url.starts_with("sqlite:") {
@@ -228,5 +247,23 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         on_pool!(&self.pool, p => p.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls_pointless;
+
+    #[test]
+    fn tls_is_skipped_only_for_this_host_when_no_mode_is_asked() {
+        assert!(tls_pointless("postgres://u@127.0.0.1:5432/db", "127.0.0.1", false));
+        assert!(tls_pointless("postgres://u@localhost/db", "localhost", false));
+        assert!(tls_pointless("postgres://u@[::1]/db", "[::1]", false));
+        assert!(tls_pointless("postgres:///db?host=/var/run/postgresql", "/var/run/postgresql", false));
+        assert!(!tls_pointless("postgres://u@db.internal/db", "db.internal", false));
+        assert!(!tls_pointless("postgres://u@10.0.0.5/db", "10.0.0.5", false));
+        assert!(!tls_pointless("postgres://u@127.0.0.1/db?sslmode=require", "127.0.0.1", false));
+        assert!(!tls_pointless("postgres://u@127.0.0.1/db?application_name=x&SSLMODE=prefer", "127.0.0.1", false));
+        assert!(!tls_pointless("postgres://u@127.0.0.1/db", "127.0.0.1", true));
     }
 }
