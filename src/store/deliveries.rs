@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::notifications::{complete_sql, Dialect};
-use super::{on_pool, BeginWrite, Store, StoreResult};
+use super::{on_pool, BeginWrite, Pool, Store, StoreResult};
 
 /// A delivery taken by a worker.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -136,14 +136,14 @@ pub struct DeliveryFilter {
 }
 
 /// Statements every writer of delivery results shares: counts (`$1`
-/// tallies) and dead tokens' devices (`$1` dead tokens, `$2` now).
+/// tallies) and dead tokens' devices (`$dead` dead tokens, `$2` now).
 pub(crate) struct ResultSql {
     pub(crate) count: String,
     pub(crate) deactivate: String,
 }
 
 impl ResultSql {
-    pub(crate) fn new(d: &Dialect) -> Self {
+    pub(crate) fn new(d: &Dialect, dead: usize) -> Self {
         let tallies = d.json_records(
             1,
             &[
@@ -163,7 +163,7 @@ impl ResultSql {
              cancelled = notification_counts.cancelled + excluded.cancelled"
         );
         let dead_tokens =
-            d.json_records(1, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
+            d.json_records(dead, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
         // Only the device that still has the dead token: it may have
         // registered a fresh one while the push was in flight.
         let deactivate = format!(
@@ -240,9 +240,16 @@ impl Store {
 
     /// Writes a batch of results back, moves the notifications' counts
     /// (completing those with nothing left), and deactivates dead tokens'
-    /// devices: one transaction of up to four statements. Only rows still pending
-    /// change (a cancel may have finished them meanwhile), and only those
-    /// are counted. Returns the notifications completed.
+    /// devices. Only rows still pending change (a cancel may have finished
+    /// them meanwhile), and only those are counted. Returns the
+    /// notifications completed.
+    ///
+    /// On Postgres this is one statement, whose steps pass rows along as
+    /// CTEs, so a batch costs one round trip instead of six (`BEGIN`, four
+    /// statements, `COMMIT`): the send profile had the gateway's socket work
+    /// with Postgres as a large share of its CPU. SQLite, whose statements
+    /// cost no round trip and which has no data-modifying CTEs, runs the same
+    /// steps as a transaction of up to four statements.
     pub async fn write_back(
         &self,
         updates: &[DeliveryUpdate],
@@ -258,28 +265,56 @@ impl Store {
              provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
              FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING notification_id, status"
         );
-        let shared = ResultSql::new(&d);
-        let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
         let updates_json = serde_json::to_string(updates)?;
         let dead_json = serde_json::to_string(dead)?;
-        let completed = on_pool!(self.pool(), p => {
-            let mut tx = p.begin_write().await?;
-            let changed: Vec<(String, String)> =
-                sqlx::query_as(&update_deliveries).bind(&updates_json).bind(now).fetch_all(&mut *tx).await?;
-            let tallies = Tally::of(changed.iter().map(|(id, status)| (id.as_str(), status.as_str())));
-            let mut completed = Vec::new();
-            if !tallies.is_empty() {
-                sqlx::query(&shared.count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;
-                let ids: Vec<&str> = tallies.iter().map(|t| t.notification_id.as_str()).collect();
-                completed = sqlx::query_scalar(&complete).bind(now).bind(serde_json::to_string(&ids)?)
-                    .fetch_all(&mut *tx).await?;
+        let completed = match self.pool() {
+            Pool::Postgres(p) => {
+                let shared = ResultSql::new(&d, 3);
+                let sql = format!(
+                    "WITH changed AS ({update_deliveries}), \
+                     tally AS (SELECT notification_id, COUNT(*) FILTER (WHERE status = 'delivered') AS delivered, \
+                     COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
+                     COUNT(*) FILTER (WHERE status = 'expired') AS expired, \
+                     COUNT(*) FILTER (WHERE status = 'cancelled') AS cancelled FROM changed \
+                     WHERE status IN ('delivered', 'failed', 'expired', 'cancelled') GROUP BY notification_id), \
+                     counted AS (INSERT INTO notification_counts (notification_id, delivered, failed, expired, cancelled) \
+                     SELECT notification_id, delivered, failed, expired, cancelled FROM tally ORDER BY notification_id \
+                     ON CONFLICT (notification_id) DO UPDATE SET delivered = notification_counts.delivered + excluded.delivered, \
+                     failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
+                     cancelled = notification_counts.cancelled + excluded.cancelled \
+                     RETURNING notification_id, delivered + failed + expired + cancelled AS done), \
+                     dead AS ({deactivate}) \
+                     UPDATE notifications AS n SET status = 'completed', completed_at = $2, updated_at = $2 FROM counted c \
+                     WHERE n.id = c.notification_id AND n.status IN ('queued', 'sending') AND n.fanout_done = TRUE \
+                     AND n.delivered + n.failed + n.expired + n.cancelled + c.done >= n.targeted RETURNING n.id",
+                    deactivate = shared.deactivate
+                );
+                sqlx::query_scalar(&sql).bind(&updates_json).bind(now).bind(&dead_json).fetch_all(p).await?
             }
-            if !dead.is_empty() {
-                sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
+            Pool::Sqlite(p) => {
+                let shared = ResultSql::new(&d, 1);
+                let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
+                let mut tx = p.begin_write().await?;
+                let changed: Vec<(String, String)> =
+                    sqlx::query_as(&update_deliveries).bind(&updates_json).bind(now).fetch_all(&mut *tx).await?;
+                let tallies = Tally::of(changed.iter().map(|(id, status)| (id.as_str(), status.as_str())));
+                let mut completed = Vec::new();
+                if !tallies.is_empty() {
+                    sqlx::query(&shared.count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;
+                    let ids: Vec<&str> = tallies.iter().map(|t| t.notification_id.as_str()).collect();
+                    completed = sqlx::query_scalar(&complete)
+                        .bind(now)
+                        .bind(serde_json::to_string(&ids)?)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                }
+                if !dead.is_empty() {
+                    sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                completed
             }
-            tx.commit().await?;
-            completed
-        });
+        };
         Ok(completed)
     }
 

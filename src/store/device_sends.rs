@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::notifications::{Accepted, Dialect};
-use super::{on_pool, BeginWrite, ClaimedDelivery, Store, StoreResult};
+use super::{on_pool, BeginWrite, ClaimedDelivery, Pool, Store, StoreResult};
 use crate::delivery::target::Target;
 
 /// One single-device send, due now.
@@ -41,9 +41,7 @@ pub enum DeviceSendResult {
     NoProvider(String),
 }
 
-/// An app's providers: id, APNs configured, FCM configured, `updated_at`.
-type AppProviders = (String, bool, bool, i64);
-
+/// A targeted device with what its app can send to it.
 #[derive(sqlx::FromRow)]
 struct DeviceLookup {
     id: String,
@@ -51,6 +49,12 @@ struct DeviceLookup {
     platform: String,
     token: String,
     active: bool,
+    /// The app has APNs credentials.
+    apns: bool,
+    /// The app has FCM credentials.
+    fcm: bool,
+    /// The app's `updated_at`: its credentials' version.
+    app_version: i64,
 }
 
 #[derive(Serialize)]
@@ -79,18 +83,20 @@ struct DeliveryRecord<'a> {
 
 impl Store {
     /// Creates a batch of single-device sends in one transaction; answers
-    /// in the order of `sends`. Two reads before it (the apps' providers,
-    /// the devices), two inserts in it.
+    /// in the order of `sends`. One read before it (the devices with their
+    /// apps' providers), then the two inserts: on Postgres one statement
+    /// (so no `BEGIN`/`COMMIT` round trips: the profile showed the batch's
+    /// socket work as a tenth of the gateway's CPU), on SQLite, whose
+    /// statements cost no round trip, a transaction of two.
     pub async fn create_device_sends(&self, sends: &[NewDeviceSend], now: i64) -> StoreResult<Vec<DeviceSendResult>> {
         let d = Dialect::of(self.pool());
-        let app_ids: Vec<&str> = sends.iter().map(|s| s.app_id.as_str()).collect();
         let device_ids: Vec<&str> = sends.iter().map(|s| s.device_id.as_str()).collect();
-        let apps_sql = format!(
-            "SELECT id, apns IS NOT NULL, fcm IS NOT NULL, updated_at FROM apps WHERE {}",
-            d.in_strings("id", 1)
+        let devices_sql = format!(
+            "SELECT d.id, d.app_id, d.platform, d.token, d.active, a.apns IS NOT NULL AS apns, \
+             a.fcm IS NOT NULL AS fcm, a.updated_at AS app_version FROM devices d JOIN apps a ON a.id = d.app_id \
+             WHERE {}",
+            d.in_strings("d.id", 1)
         );
-        let devices_sql =
-            format!("SELECT id, app_id, platform, token, active FROM devices WHERE {}", d.in_strings("id", 1));
         let notifications = d.json_records(
             1,
             &[
@@ -105,14 +111,15 @@ impl Store {
                 ("completed_at", "bigint"),
             ],
         );
-        let insert_notifications = format!(
+        let notifications_sql = format!(
             "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, send_at, expires_at, \
              fanout_done, fanned_out, created_at, updated_at, completed_at) \
              SELECT v.id, v.app_id, v.status, v.target, v.info, v.options, v.targeted, $2, v.expires_at, TRUE, 0, \
              $2, $2, v.completed_at FROM {notifications}"
         );
+        // Postgres takes both inserts as one statement: deliveries are `$3`.
         let deliveries = d.json_records(
-            1,
+            if self.is_postgres() { 3 } else { 1 },
             &[
                 ("app_id", "text"),
                 ("notification_id", "text"),
@@ -123,7 +130,7 @@ impl Store {
                 ("lease_until", "bigint"),
             ],
         );
-        let insert_deliveries = format!(
+        let deliveries_sql = format!(
             "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, attempts, \
              next_attempt_at, lease_until, created_at, updated_at) \
              SELECT v.app_id, v.notification_id, v.device_id, v.platform, v.token, 'pending', 0, v.next_attempt_at, \
@@ -131,14 +138,9 @@ impl Store {
              RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status"
         );
 
-        let app_ids = serde_json::to_string(&app_ids)?;
         let device_ids = serde_json::to_string(&device_ids)?;
-        let (apps, devices): (Vec<AppProviders>, Vec<DeviceLookup>) = on_pool!(self.pool(), p => (
-            sqlx::query_as(&apps_sql).bind(&app_ids).fetch_all(p).await?,
-            sqlx::query_as(&devices_sql).bind(&device_ids).fetch_all(p).await?,
-        ));
-        let providers: HashMap<&str, (bool, bool, i64)> =
-            apps.iter().map(|(id, apns, fcm, version)| (id.as_str(), (*apns, *fcm, *version))).collect();
+        let devices: Vec<DeviceLookup> =
+            on_pool!(self.pool(), p => sqlx::query_as(&devices_sql).bind(&device_ids).fetch_all(p).await?);
         let devices: HashMap<&str, &DeviceLookup> = devices.iter().map(|x| (x.id.as_str(), x)).collect();
 
         let mut results = Vec::with_capacity(sends.len());
@@ -149,10 +151,10 @@ impl Store {
                 results.push(DeviceSendResult::NotFound);
                 continue;
             };
-            let (apns, fcm, app_version) = providers.get(s.app_id.as_str()).copied().unwrap_or_default();
+            let app_version = device.app_version;
             let has_provider = match device.platform.as_str() {
-                "ios" => apns,
-                "android" => fcm,
+                "ios" => device.apns,
+                "android" => device.fcm,
                 _ => false,
             };
             if device.active && !has_provider {
@@ -191,17 +193,26 @@ impl Store {
         }
         let notifications_json = serde_json::to_string(&notification_rows)?;
         let deliveries_json = serde_json::to_string(&delivery_rows)?;
-        let born: Vec<ClaimedDelivery> = on_pool!(self.pool(), p => {
-            let mut tx = p.begin_write().await?;
-            sqlx::query(&insert_notifications).bind(&notifications_json).bind(now).execute(&mut *tx).await?;
-            let born: Vec<ClaimedDelivery> = if delivery_rows.is_empty() {
-                Vec::new()
-            } else {
-                sqlx::query_as(&insert_deliveries).bind(&deliveries_json).bind(now).fetch_all(&mut *tx).await?
-            };
-            tx.commit().await?;
-            born
-        });
+        let born: Vec<ClaimedDelivery> = match self.pool() {
+            Pool::Postgres(p) => {
+                // A data-modifying CTE runs to completion even unreferenced,
+                // and the deliveries' foreign keys are checked at the end of
+                // the statement, when their notifications exist.
+                let both = format!("WITH n AS ({notifications_sql}) {deliveries_sql}");
+                sqlx::query_as(&both).bind(&notifications_json).bind(now).bind(&deliveries_json).fetch_all(p).await?
+            }
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin_write().await?;
+                sqlx::query(&notifications_sql).bind(&notifications_json).bind(now).execute(&mut *tx).await?;
+                let born = if delivery_rows.is_empty() {
+                    Vec::new()
+                } else {
+                    sqlx::query_as(&deliveries_sql).bind(&deliveries_json).bind(now).fetch_all(&mut *tx).await?
+                };
+                tx.commit().await?;
+                born
+            }
+        };
         let mut born: HashMap<String, ClaimedDelivery> =
             born.into_iter().map(|r| (r.notification_id.clone(), r)).collect();
         for (r, s) in results.iter_mut().zip(sends) {

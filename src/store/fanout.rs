@@ -123,7 +123,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         let d = Dialect::of(self.pool());
-        let shared = ResultSql::new(&d);
+        let shared = ResultSql::new(&d, 1);
         let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
              fanout_lease_until = $7, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
