@@ -167,6 +167,12 @@ impl MockHandle {
         Ok(())
     }
 
+    /// Closes every open connection with a GOAWAY (requests in flight
+    /// finish), as providers do to idle connections; new ones are accepted.
+    pub fn close_connections(&self) {
+        self.state.goaway.send_modify(|generation| *generation += 1);
+    }
+
     /// Stops accepting, lets open connections finish, and waits for the listener.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

@@ -42,6 +42,7 @@ impl MockServer {
             records: Default::default(),
             keep_payloads: cfg.keep_payloads,
             counters: Default::default(),
+            goaway: watch::Sender::new(0),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, identity.acceptor, Arc::clone(&state), stopped));
@@ -77,6 +78,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
                     return;
                 }
             };
+            let mut goaway = state.goaway.subscribe();
             let service = service_fn(move |req| {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(route(&state, req).await) }
@@ -86,6 +88,10 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
             tokio::select! {
                 _ = conn.as_mut() => {}
                 _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+                _ = goaway.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }

@@ -92,6 +92,9 @@ pub(crate) struct State {
     pub(crate) records: DashMap<String, TokenRecord>,
     pub(crate) keep_payloads: usize,
     pub(crate) counters: Counters,
+    /// Bumped to close every open connection with a GOAWAY, as Apple and
+    /// Google do to idle connections and during maintenance.
+    pub(crate) goaway: tokio::sync::watch::Sender<u64>,
 }
 
 impl State {

@@ -1,6 +1,10 @@
 //! Where the providers are and how to reach them.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use crate::error::ProviderError;
 
@@ -31,28 +35,43 @@ impl Default for ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// Builds an HTTP client trusting the built-in web roots plus
-    /// `extra_root_pem`. `http2_only` forces HTTP/2 (ALPN `h2` only), which
-    /// APNs requires; otherwise HTTP/2 is negotiated when the server offers it.
-    pub fn http_client(&self, http2_only: bool) -> Result<reqwest::Client, ProviderError> {
+    /// The TLS settings of push connections: the built-in web roots plus
+    /// `extra_root_pem`, ALPN `h2` only (APNs requires HTTP/2).
+    pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, ProviderError> {
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        if let Some(pem) = &self.extra_root_pem {
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| ProviderError::InvalidRootCertificate(e.to_string()))?;
+                roots.add(cert).map_err(|e| ProviderError::InvalidRootCertificate(e.to_string()))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(ProviderError::InvalidRootCertificate("no certificate in the PEM".into()));
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ProviderError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Builds the HTTP client of OAuth token requests, trusting the
+    /// built-in web roots plus `extra_root_pem`.
+    pub fn http_client(&self) -> Result<reqwest::Client, ProviderError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(self.request_timeout)
             .connect_timeout(self.request_timeout.min(Duration::from_secs(10)))
-            // Providers multiplex thousands of streams on one connection; a
-            // few idle spares are enough and keep reconnects rare.
-            .pool_max_idle_per_host(4)
-            .pool_idle_timeout(Duration::from_secs(600))
-            .http2_adaptive_window(true)
-            .http2_keep_alive_interval(Duration::from_secs(60))
-            .http2_keep_alive_timeout(Duration::from_secs(20))
-            .http2_keep_alive_while_idle(true)
             .tcp_nodelay(true);
-        if http2_only {
-            builder = builder.http2_prior_knowledge();
-        }
         if let Some(pem) = &self.extra_root_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(ProviderError::InvalidRootCertificate)? {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ProviderError::InvalidRootCertificate(e.to_string()))?;
+            for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }

@@ -21,7 +21,10 @@ pub enum ProviderError {
     MissingField(&'static str),
     /// An extra root certificate could not be read.
     #[error("invalid extra root certificate PEM: {0}")]
-    InvalidRootCertificate(#[source] reqwest::Error),
+    InvalidRootCertificate(String),
+    /// The TLS settings could not be built.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// The HTTP client could not be built (TLS setup).
     #[error("invalid provider URL {url:?}: {reason}")]
     InvalidUrl {

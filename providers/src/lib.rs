@@ -12,6 +12,7 @@ pub mod fcm;
 pub mod info;
 pub mod outcome;
 pub mod retry_after;
+mod transport;
 
 mod json;
 

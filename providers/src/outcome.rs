@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::transport::TransportError;
+
 /// What became of one send attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -63,8 +65,17 @@ impl Outcome {
         matches!(self, Outcome::Delivered { .. })
     }
 
-    /// A transport failure (connection refused, reset, timeout): retry.
-    pub(crate) fn from_transport(err: reqwest::Error) -> Outcome {
+    /// A push that got no answer (connection refused, reset, timeout):
+    /// retry; a request that cannot be written: rejected.
+    pub(crate) fn from_transport(err: TransportError) -> Outcome {
+        match err {
+            TransportError::Request(_) => Outcome::Rejected { reason: err.to_string(), status: None },
+            other => Outcome::Retry { after: None, reason: other.to_string(), status: None },
+        }
+    }
+
+    /// An OAuth token request (reqwest) that got no answer: retry.
+    pub(crate) fn from_http(err: reqwest::Error) -> Outcome {
         let kind = if err.is_timeout() {
             "timeout"
         } else if err.is_connect() {

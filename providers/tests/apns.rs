@@ -224,3 +224,35 @@ async fn a_key_that_cannot_sign_is_refused_at_construction() {
     creds.team_id = " ".into();
     assert!(matches!(ApnsClient::new(creds, &config(&mock)), Err(ProviderError::MissingField("team_id"))));
 }
+
+#[tokio::test]
+async fn a_connection_apple_closes_is_replaced_for_the_next_push() {
+    let mock = mock().await;
+    let client = apns(&mock);
+    let note = info(json!({"body": "hi"}));
+    let (first, second) = (hex_token("d1", 1), hex_token("d1", 2));
+    assert!(client.send(&first, &note, &DeliveryOptions::default()).await.is_delivered());
+    // GOAWAY on the shared connection while it is idle, as Apple does.
+    mock.close_connections();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcome = client.send(&second, &note, &DeliveryOptions::default()).await;
+    assert!(outcome.is_delivered(), "the push after a GOAWAY: {outcome:?}");
+    assert_eq!((mock.delivered_count(&first), mock.delivered_count(&second)), (1, 1));
+}
+
+#[tokio::test]
+async fn concurrent_pushes_share_one_connection_and_each_gets_its_answer() {
+    let mock = mock().await;
+    let client = apns(&mock);
+    let note = info(json!({"body": "hi"}));
+    let dead = hex_token("e1", 0);
+    mock.set_behavior(&dead, Behavior::Dead);
+    let tokens: Vec<String> = (1..=200).map(|i| hex_token("e1", i)).collect();
+    let opts = DeliveryOptions::default();
+    let sends = tokens.iter().map(|t| client.send(t, &note, &opts));
+    let (outcomes, dead_outcome) =
+        tokio::join!(futures_util::future::join_all(sends), client.send(&dead, &note, &opts));
+    assert!(outcomes.iter().all(Outcome::is_delivered), "{:?}", outcomes.iter().find(|o| !o.is_delivered()));
+    assert!(matches!(dead_outcome, Outcome::InvalidToken { status: 410, .. }), "{dead_outcome:?}");
+    assert_eq!(mock.total_received(), 200);
+}

@@ -190,3 +190,16 @@ async fn unreachable_endpoints_are_retried() {
     let outcome = client.send("device-9", &note, &DeliveryOptions::default()).await;
     assert!(matches!(&outcome, Outcome::Retry { status: None, .. }), "{outcome:?}");
 }
+
+#[tokio::test]
+async fn a_connection_google_closes_is_replaced_for_the_next_push() {
+    let mock = mock().await;
+    let client = fcm(&mock);
+    let note = info(json!({"body": "hi"}));
+    assert!(client.send("device-goaway-1", &note, &DeliveryOptions::default()).await.is_delivered());
+    mock.close_connections();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcome = client.send("device-goaway-2", &note, &DeliveryOptions::default()).await;
+    assert!(outcome.is_delivered(), "the push after a GOAWAY: {outcome:?}");
+    assert_eq!(mock.delivered_count("device-goaway-2"), 1);
+}

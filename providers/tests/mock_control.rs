@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn behaviors_and_counts_over_http() {
     let mock = mock().await;
-    let http = config(&mock).http_client(false).expect("client");
+    let http = config(&mock).http_client().expect("client");
     let token = hex_token("ab", 1);
     let resp = http
         .post(format!("{}/mock/behavior", mock.base_url()))

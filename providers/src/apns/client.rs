@@ -2,7 +2,8 @@
 
 use std::time::SystemTime;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use super::classify::{self, EXPIRED_PROVIDER_TOKEN};
 use super::payload::{self, Headers};
@@ -13,6 +14,14 @@ use crate::error::ProviderError;
 use crate::info::{DeliveryOptions, NotificationInfo};
 use crate::outcome::Outcome;
 use crate::retry_after;
+use crate::transport::{Answer, Transport, TransportError};
+
+static APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+static APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+static APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+static APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+static APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+static APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
 
 /// An APNs client for one app: its key, topic and connection pool.
 ///
@@ -20,16 +29,12 @@ use crate::retry_after;
 /// HTTP/2 connection.
 #[derive(Debug)]
 pub struct ApnsClient {
-    http: reqwest::Client,
-    base_url: reqwest::Url,
+    transport: Transport,
+    /// The base URL's path, before `/3/device/{token}`.
+    path_prefix: String,
     topic: String,
+    topic_header: HeaderValue,
     signer: TokenSigner,
-}
-
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
 }
 
 impl ApnsClient {
@@ -43,7 +48,17 @@ impl ApnsClient {
         let signer = TokenSigner::new(&creds.private_key, &creds.key_id, &creds.team_id)?;
         let base_url =
             parse_url(&trim_base(cfg.apns_base_url.as_deref().unwrap_or(creds.environment.default_base_url())))?;
-        Ok(Self { http: cfg.http_client(true)?, base_url, topic: creds.topic, signer })
+        let topic_header = HeaderValue::try_from(creds.topic.as_str()).map_err(|e| ProviderError::InvalidUrl {
+            url: creds.topic.clone(),
+            reason: format!("the topic is not a header value: {e}"),
+        })?;
+        Ok(Self {
+            transport: Transport::new(&base_url, cfg.tls_config()?, cfg.request_timeout)?,
+            path_prefix: base_url.path().trim_end_matches('/').to_owned(),
+            topic: creds.topic,
+            topic_header,
+            signer,
+        })
     }
 
     /// The app's bundle id, sent as `apns-topic`.
@@ -57,15 +72,17 @@ impl ApnsClient {
             Ok(body) => body,
             Err(e) => return Outcome::Rejected { reason: e.reason().to_owned(), status: None },
         };
+        let body = Bytes::from(body);
         let headers = payload::headers(info, opts, SystemTime::now());
         let apns_id = uuid::Uuid::new_v4().to_string();
+        let path = format!("{}/3/device/{token}", self.path_prefix);
         let mut jwt = match self.signer.current(SystemTime::now()) {
             Ok(jwt) => jwt,
             Err(e) => return Outcome::Rejected { reason: format!("cannot sign provider token: {e}"), status: None },
         };
         let mut renewed = false;
         loop {
-            let answer = match self.post(token, &jwt, &headers, &apns_id, body.clone()).await {
+            let answer = match self.post(&path, &jwt, &headers, &apns_id, body.clone()).await {
                 Ok(answer) => answer,
                 Err(e) => return Outcome::from_transport(e),
             };
@@ -97,34 +114,27 @@ impl ApnsClient {
 
     async fn post(
         &self,
-        token: &str,
+        path: &str,
         jwt: &ProviderToken,
         h: &Headers,
         apns_id: &str,
-        body: Vec<u8>,
-    ) -> Result<Answer, reqwest::Error> {
-        let mut url = self.base_url.clone();
-        url.set_path(&format!("{}/3/device/{token}", self.base_url.path().trim_end_matches('/')));
-        let mut req = self
-            .http
-            .post(url)
-            .header(AUTHORIZATION, format!("bearer {}", jwt.jwt))
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header("apns-topic", &self.topic)
-            .header("apns-push-type", h.push_type)
-            .header("apns-priority", h.priority.to_string())
-            .header("apns-id", apns_id);
+        body: Bytes,
+    ) -> Result<Answer, TransportError> {
+        let value = |v: &str| HeaderValue::try_from(v).map_err(|e| TransportError::Request(e.to_string()));
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(AUTHORIZATION, jwt.authorization.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(APNS_TOPIC.clone(), self.topic_header.clone());
+        headers.insert(APNS_PUSH_TYPE.clone(), HeaderValue::from_static(h.push_type));
+        headers.insert(APNS_PRIORITY.clone(), HeaderValue::from(u16::from(h.priority)));
+        headers.insert(APNS_ID.clone(), value(apns_id)?);
         if let Some(expiration) = h.expiration {
-            req = req.header("apns-expiration", expiration.to_string());
+            headers.insert(APNS_EXPIRATION.clone(), HeaderValue::from(expiration));
         }
         if let Some(collapse_id) = &h.collapse_id {
-            req = req.header("apns-collapse-id", collapse_id);
+            headers.insert(APNS_COLLAPSE_ID.clone(), value(collapse_id)?);
         }
-        let resp = req.body(body).send().await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        // A 200 has an empty body; an unreadable error body still classifies by status.
-        let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-        Ok(Answer { status, headers, body })
+        // A 200 has an empty body; an error body classifies by its reason.
+        self.transport.post(path, headers, body).await
     }
 }

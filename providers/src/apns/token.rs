@@ -30,6 +30,8 @@ pub struct ProviderToken {
     pub jwt: String,
     /// Its `iat`.
     pub issued_at: SystemTime,
+    /// `bearer <jwt>`, made once for every request that sends it.
+    pub authorization: http::HeaderValue,
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +70,10 @@ impl TokenSigner {
         header.kid = Some(self.key_id.clone());
         let iat = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let jwt = jsonwebtoken::encode(&header, &Claims { iss: &self.team_id, iat }, &self.key)?;
-        Ok(ProviderToken { jwt, issued_at: UNIX_EPOCH + Duration::from_secs(iat) })
+        // A JWT is base64url and dots: always a valid header value.
+        let authorization = http::HeaderValue::try_from(format!("bearer {jwt}"))
+            .map_err(|_| jsonwebtoken::errors::Error::from(jsonwebtoken::errors::ErrorKind::InvalidToken))?;
+        Ok(ProviderToken { jwt, issued_at: UNIX_EPOCH + Duration::from_secs(iat), authorization })
     }
 
     /// The token to use at `now`: the cached one while younger than

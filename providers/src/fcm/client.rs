@@ -1,6 +1,7 @@
 //! Sending to FCM HTTP v1 with a cached OAuth2 access token.
 
-use reqwest::header::AUTHORIZATION;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use super::classify;
 use super::message;
@@ -11,13 +12,15 @@ use crate::error::ProviderError;
 use crate::info::{DeliveryOptions, NotificationInfo};
 use crate::outcome::Outcome;
 use crate::retry_after;
+use crate::transport::{Answer, Transport, TransportError};
 
 /// An FCM client for one Firebase project: its service account, access
 /// token and connection pool. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct FcmClient {
-    http: reqwest::Client,
-    send_url: reqwest::Url,
+    transport: Transport,
+    /// `/v1/projects/{id}/messages:send` under the base URL's path.
+    send_path: String,
     tokens: TokenSource,
 }
 
@@ -34,17 +37,19 @@ impl FcmClient {
                 return Err(ProviderError::MissingField(name));
             }
         }
-        let http = cfg.http_client(false)?;
         let base = trim_base(cfg.fcm_base_url.as_deref().unwrap_or(FCM_URL));
         let send_url = parse_url(&format!("{base}/v1/projects/{}/messages:send", account.project_id))?;
-        let tokens = TokenSource::new(&account, http.clone())?;
-        Ok(Self { http, send_url, tokens })
+        let tokens = TokenSource::new(&account, cfg.http_client()?)?;
+        let transport = Transport::new(&send_url, cfg.tls_config()?, cfg.request_timeout)?;
+        Ok(Self { transport, send_path: send_url.path().to_owned(), tokens })
     }
 
     /// Sends one notification to one registration token and classifies the answer.
     pub async fn send(&self, token: &str, info: &NotificationInfo, opts: &DeliveryOptions) -> Outcome {
-        let body = match message::build(token, info, opts) {
-            Ok(body) => body,
+        let body = match message::build(token, info, opts).and_then(|message| {
+            serde_json::to_vec(&message).map_err(|e| crate::PayloadError::InvalidRaw(e.to_string()))
+        }) {
+            Ok(body) => Bytes::from(body),
             Err(e) => return Outcome::Rejected { reason: e.reason().to_owned(), status: None },
         };
         let mut access = match self.tokens.token().await {
@@ -53,11 +58,11 @@ impl FcmClient {
         };
         let mut renewed = false;
         loop {
-            let resp = match self.post(&access, &body).await {
-                Ok(resp) => resp,
+            let answer = match self.post(&access, body.clone()).await {
+                Ok(answer) => answer,
                 Err(e) => return Outcome::from_transport(e),
             };
-            let status = resp.status().as_u16();
+            let status = answer.status;
             if status == 401 && !renewed {
                 // Revoked or expired early: one new token, one more try.
                 renewed = true;
@@ -69,19 +74,18 @@ impl FcmClient {
                     Err(e) => return oauth_outcome(e),
                 }
             }
-            let retry_after = retry_after::from_headers(resp.headers());
-            let body = resp.bytes().await.unwrap_or_default();
-            return classify::classify(status, &body, retry_after);
+            let retry_after = retry_after::from_headers(&answer.headers);
+            return classify::classify(status, &answer.body, retry_after);
         }
     }
 
-    async fn post(&self, access: &AccessToken, body: &serde_json::Value) -> Result<reqwest::Response, reqwest::Error> {
-        self.http
-            .post(self.send_url.clone())
-            .header(AUTHORIZATION, format!("Bearer {}", access.token))
-            .json(body)
-            .send()
-            .await
+    async fn post(&self, access: &AccessToken, body: Bytes) -> Result<Answer, TransportError> {
+        let mut headers = HeaderMap::with_capacity(2);
+        let bearer = HeaderValue::try_from(format!("Bearer {}", access.token))
+            .map_err(|e| TransportError::Request(format!("access token: {e}")))?;
+        headers.insert(AUTHORIZATION, bearer);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.transport.post(&self.send_path, headers, body).await
     }
 }
 
@@ -90,7 +94,7 @@ impl FcmClient {
 fn oauth_outcome(err: OAuthError) -> Outcome {
     tracing::warn!(error = %err, "FCM access token unavailable");
     match err {
-        OAuthError::Transport(e) => Outcome::from_transport(e),
+        OAuthError::Transport(e) => Outcome::from_http(e),
         OAuthError::Refused { status, .. } if status == 429 || status >= 500 => {
             Outcome::Retry { after: None, reason: format!("OAuth token endpoint: {err}"), status: None }
         }
