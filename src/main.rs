@@ -40,7 +40,7 @@ enum Command {
         /// Where to write ca.pem, apns_key.p8, apns.json and service_account.json.
         #[arg(long)]
         out_dir: Option<PathBuf>,
-        /// Accepted payloads kept per token for inspection (0: counts only, as benchmarks run them).
+        /// Accepted payloads kept per token for inspection (0: totals only, as benchmarks run them).
         #[arg(long, default_value_t = 16)]
         keep_payloads: usize,
     },

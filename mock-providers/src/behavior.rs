@@ -111,6 +111,11 @@ impl Behaviors {
     }
 }
 
+/// Whether the naming convention answers `token` by attempt number.
+pub(crate) fn depends_on_attempt(token: &str) -> bool {
+    ["0429", "r429-", "0503", "r503-"].iter().any(|p| token.starts_with(p))
+}
+
 fn by_name(token: &str, attempt: u64) -> Decision {
     let first_fails = |status| {
         if attempt <= 1 {

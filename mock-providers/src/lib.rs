@@ -43,7 +43,8 @@ pub struct MockConfig {
     pub apns_topic: String,
     /// The Firebase project of the generated service account.
     pub fcm_project_id: String,
-    /// How many accepted payloads to keep per token (0 for benchmarks).
+    /// How many accepted payloads to keep per token. 0 (benchmarks) keeps
+    /// no per-token records at all: only the totals of [`MockStats`] count.
     pub keep_payloads: usize,
 }
 
