@@ -135,17 +135,17 @@ pub struct DeliveryFilter {
     pub before_id: Option<i64>,
 }
 
-/// Statements every writer of delivery results shares: counts (`$1`
-/// tallies) and dead tokens' devices (`$dead` dead tokens, `$2` now).
+/// Statements every writer of delivery results shares: counts (tallies in
+/// parameter `$tallies`) and dead tokens' devices (`$dead`, at `$now`).
 pub(crate) struct ResultSql {
     pub(crate) count: String,
     pub(crate) deactivate: String,
 }
 
 impl ResultSql {
-    pub(crate) fn new(d: &Dialect, dead: usize) -> Self {
+    pub(crate) fn new(d: &Dialect, tallies: usize, dead: usize, now: usize) -> Self {
         let tallies = d.json_records(
-            1,
+            tallies,
             &[
                 ("notification_id", "text"),
                 ("delivered", "bigint"),
@@ -167,7 +167,7 @@ impl ResultSql {
         // Only the device that still has the dead token: it may have
         // registered a fresh one while the push was in flight.
         let deactivate = format!(
-            "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = $2 \
+            "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = ${now} \
              FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active"
         );
         Self { count, deactivate }
@@ -269,7 +269,7 @@ impl Store {
         let dead_json = serde_json::to_string(dead)?;
         let completed = match self.pool() {
             Pool::Postgres(p) => {
-                let shared = ResultSql::new(&d, 3);
+                let shared = ResultSql::new(&d, 1, 3, 2);
                 let sql = format!(
                     "WITH changed AS ({update_deliveries}), \
                      tally AS (SELECT notification_id, COUNT(*) FILTER (WHERE status = 'delivered') AS delivered, \
@@ -292,7 +292,7 @@ impl Store {
                 sqlx::query_scalar(&sql).bind(&updates_json).bind(now).bind(&dead_json).fetch_all(p).await?
             }
             Pool::Sqlite(p) => {
-                let shared = ResultSql::new(&d, 1);
+                let shared = ResultSql::new(&d, 1, 1, 2);
                 let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
                 let mut tx = p.begin_write().await?;
                 let changed: Vec<(String, String)> =

@@ -123,37 +123,87 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         let d = Dialect::of(self.pool());
-        let shared = ResultSql::new(&d, 1);
+        // `$1` id, `$2` to, `$3` count, `$4` done, `$5` now, `$6` from, `$7` lease.
         let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
              fanout_lease_until = $7, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
              WHERE id = $1 AND COALESCE(fanout_cursor, '') = $6 AND fanout_done = FALSE AND status <> 'cancelled'";
-        let device = [("device_id", "text"), ("platform", "text"), ("token", "text")];
-        let records = d.json_records(3, &[&device[..], RESULT_COLUMNS].concat());
-        let insert = format!(
-            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, attempts, \
-             next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, delivered_at) \
-             SELECT $1, $2, v.device_id, v.platform, v.token, v.next_status, v.inc, v.next_attempt_at, \
-             v.provider_status, v.reason, v.provider_message_id, $4, $4, v.delivered_at FROM {records}"
-        );
+        // The rows: `$app` app, `$id` notification, `$rows` JSON records, `$now`.
+        let insert = |app: usize, id: usize, rows: usize, now: usize| {
+            let device = [("device_id", "text"), ("platform", "text"), ("token", "text")];
+            let records = d.json_records(rows, &[&device[..], RESULT_COLUMNS].concat());
+            format!(
+                "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, attempts, \
+                 next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, delivered_at) \
+                 SELECT ${app}, ${id}, v.device_id, v.platform, v.token, v.next_status, v.inc, v.next_attempt_at, \
+                 v.provider_status, v.reason, v.provider_message_id, ${now}, ${now}, v.delivered_at FROM {records}"
+            )
+        };
         let tallies = serde_json::to_string(&Tally::of(rows.iter().map(|r| (job.id.as_str(), r.update.status))))?;
         let rows_json = serde_json::to_string(rows)?;
         let dead_json = serde_json::to_string(dead)?;
-        Ok(on_pool!(self.pool(), p => {
-            let mut tx = p.begin_write().await?;
-            let moved = sqlx::query(advance).bind(&job.id).bind(step.to).bind(step.count).bind(step.done).bind(now)
-                .bind(step.from).bind(step.lease_until).execute(&mut *tx).await?.rows_affected() == 1;
-            if !rows.is_empty() {
-                sqlx::query(&insert).bind(&job.app_id).bind(&job.id).bind(&rows_json).bind(now)
-                    .execute(&mut *tx).await?;
-                sqlx::query(&shared.count).bind(&tallies).execute(&mut *tx).await?;
+        Ok(match self.pool() {
+            Pool::Postgres(p) => {
+                // One statement, as the write-back: the commits of a fan-out
+                // run one after another, and sampling showed its connection
+                // idle in transaction a fifth of the time, waiting for the
+                // next statement of the five.
+                let shared = ResultSql::new(&d, 10, 11, 5);
+                let sql = format!(
+                    "WITH moved AS ({advance} RETURNING 1), rows AS ({rows}), counted AS ({count}), \
+                     dead AS ({deactivate}) SELECT COUNT(*) FROM moved",
+                    rows = insert(8, 1, 9, 5),
+                    count = shared.count,
+                    deactivate = shared.deactivate,
+                );
+                let moved: i64 = sqlx::query_scalar(&sql)
+                    .bind(&job.id)
+                    .bind(step.to)
+                    .bind(step.count)
+                    .bind(step.done)
+                    .bind(now)
+                    .bind(step.from)
+                    .bind(step.lease_until)
+                    .bind(&job.app_id)
+                    .bind(&rows_json)
+                    .bind(&tallies)
+                    .bind(&dead_json)
+                    .fetch_one(p)
+                    .await?;
+                moved == 1
             }
-            if !dead.is_empty() {
-                sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
+            Pool::Sqlite(p) => {
+                let shared = ResultSql::new(&d, 1, 1, 2);
+                let mut tx = p.begin_write().await?;
+                let moved = sqlx::query(advance)
+                    .bind(&job.id)
+                    .bind(step.to)
+                    .bind(step.count)
+                    .bind(step.done)
+                    .bind(now)
+                    .bind(step.from)
+                    .bind(step.lease_until)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !rows.is_empty() {
+                    sqlx::query(&insert(1, 2, 3, 4))
+                        .bind(&job.app_id)
+                        .bind(&job.id)
+                        .bind(&rows_json)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(&shared.count).bind(&tallies).execute(&mut *tx).await?;
+                }
+                if !dead.is_empty() {
+                    sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                moved
             }
-            tx.commit().await?;
-            moved
-        }))
+        })
     }
 
     /// Gives a fan-out lease back (shutdown), so another instance resumes at once.
