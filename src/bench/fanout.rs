@@ -8,14 +8,16 @@ use serde_json::{json, Value};
 use super::env::Env;
 use super::gateway::Meter;
 use super::report::{self, Line};
+use super::shares::Shares;
 use super::BenchResult;
 
 const BENCH: &str = "fanout";
 
-/// Runs one fan-out per size; `ceiling` is the stand-ins' requests/s, when measured.
-pub async fn run(env: &mut Env, sizes: &[u64], ceiling: Option<f64>) {
+/// Runs one fan-out per size; `ceiling` is the stand-ins' requests/s, when
+/// measured; `stand_ins` their process, when a child.
+pub async fn run(env: &mut Env, sizes: &[u64], ceiling: Option<f64>, stand_ins: Option<u32>) {
     for &n in sizes {
-        match one(env, n, ceiling).await {
+        match one(env, n, ceiling, stand_ins).await {
             Ok(Outcome::Done) => {}
             Ok(Outcome::Missing(why)) => {
                 report::skipped(BENCH, Some(env.kind), why);
@@ -31,13 +33,14 @@ enum Outcome {
     Missing(String),
 }
 
-async fn one(env: &mut Env, n: u64, ceiling: Option<f64>) -> BenchResult<Outcome> {
+async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>) -> BenchResult<Outcome> {
     let group = format!("bench-fanout-{n}");
     let seed_start = Instant::now();
     env.db.seed(&env.api.app_id, &group, n).await?;
     let seed_s = seed_start.elapsed().as_secs_f64();
 
     let meter = Meter::start(env.gateway.pid())?;
+    let shares = Shares::start(stand_ins);
     let start = Instant::now();
     let body = json!({"notification": {"title": "Bench", "body": "fan-out"}});
     let reply = env.api.post(&format!("/v1/groups/{group}/notifications"), &env.api.server_key, &body).await?;
@@ -82,10 +85,8 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>) -> BenchResult<Outcome
     if let Some(ceiling) = ceiling {
         line = line.num("fraction_of_ceiling", rate / ceiling, 3);
     }
-    line.num("gateway_peak_rss_mb", usage.peak_rss_mb, 1)
-        .num("gateway_cpu_s", usage.cpu_s, 2)
-        .num("seed_s", seed_s, 2)
-        .emit();
+    line = line.num("gateway_peak_rss_mb", usage.peak_rss_mb, 1).num("gateway_cpu_s", usage.cpu_s, 2);
+    shares.finish(line).num("seed_s", seed_s, 2).emit();
     Ok(Outcome::Done)
 }
 

@@ -120,7 +120,8 @@ pub fn cpu_seconds(pid: u32) -> BenchResult<f64> {
     Ok((field(11)? + field(12)?) / clock_ticks())
 }
 
-fn clock_ticks() -> f64 {
+/// Clock ticks per second, the unit of `/proc` CPU times.
+pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf only reads a system constant.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 {

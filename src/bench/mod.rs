@@ -13,6 +13,7 @@ mod registration;
 mod report;
 mod seed;
 mod sends;
+mod shares;
 mod sockets;
 
 use std::path::Path;
@@ -257,7 +258,7 @@ async fn run(plan: Plan) -> BenchResult<()> {
 async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<f64>, sockets_done: &mut bool) {
     let kind = Some(env.kind);
     if plan.has(Scenario::Fanout) {
-        fanout::run(env, &plan.sizes, ceiling).await;
+        fanout::run(env, &plan.sizes, ceiling, mock.pid()).await;
     }
     if plan.has(Scenario::Sends) {
         if let Err(e) = sends::throughput(env, mock, plan.sends).await {

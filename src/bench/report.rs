@@ -35,6 +35,12 @@ impl Line {
         self.set(key, value)
     }
 
+    /// The value of field `key`, if set.
+    #[cfg(test)]
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// Prints the line. A closed stdout is not worth failing a benchmark for.
     pub fn emit(self) {
         let fields: Vec<String> = self.0.iter().map(|(k, v)| format!("{}:{v}", Value::String(k.clone()))).collect();

@@ -13,6 +13,7 @@ use super::gateway::Meter;
 use super::mock::Mock;
 use super::report::{self, Line};
 use super::seed::device_id;
+use super::shares::Shares;
 use super::{BenchError, BenchResult};
 
 /// Concurrent clients for the throughput run.
@@ -37,6 +38,7 @@ pub async fn throughput(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<(
         return Ok(());
     }
     let meter = Meter::start(env.gateway.pid())?;
+    let shares = Shares::start(mock.pid());
     let start = Instant::now();
     // The probe sent device `first`; the rest go now.
     let tally = fire(&env.api, first + 1, sends - 1, CLIENTS, "").await;
@@ -54,7 +56,7 @@ pub async fn throughput(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<(
     }
     let all_s = start.elapsed().as_secs_f64();
     let usage = meter.finish()?;
-    Line::new("sends", Some(env.kind))
+    let line = Line::new("sends", Some(env.kind))
         .set("sends", sends - 1)
         .set("clients", CLIENTS)
         .set("accepted", accepted)
@@ -66,9 +68,8 @@ pub async fn throughput(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<(
         .num("all_delivered_s", all_s, 3)
         .num("gateway_cpu_us_per_send", usage.cpu_s * 1e6 / (sends - 1).max(1) as f64, 1)
         .num("gateway_peak_rss_mb", usage.peak_rss_mb, 1)
-        .num("gateway_cpu_s", usage.cpu_s, 2)
-        .set("first_error", tally.first_error())
-        .emit();
+        .num("gateway_cpu_s", usage.cpu_s, 2);
+    shares.finish(line).set("first_error", tally.first_error()).emit();
     Ok(())
 }
 
