@@ -128,6 +128,19 @@ impl Store {
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
              fanout_lease_until = $7, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
              WHERE id = $1 AND COALESCE(fanout_cursor, '') = $6 AND fanout_done = FALSE AND status <> 'cancelled'";
+        // `$1`–`$7` of `advance`, which both dialects' statements start with.
+        macro_rules! bind_advance {
+            ($query:expr) => {
+                $query
+                    .bind(&job.id)
+                    .bind(step.to)
+                    .bind(step.count)
+                    .bind(step.done)
+                    .bind(now)
+                    .bind(step.from)
+                    .bind(step.lease_until)
+            };
+        }
         // The rows: `$app` app, `$id` notification, `$rows` JSON records, `$now`.
         let insert = |app: usize, id: usize, rows: usize, now: usize| {
             let device = [("device_id", "text"), ("platform", "text"), ("token", "text")];
@@ -156,14 +169,7 @@ impl Store {
                     count = shared.count,
                     deactivate = shared.deactivate,
                 );
-                let moved: i64 = sqlx::query_scalar(&sql)
-                    .bind(&job.id)
-                    .bind(step.to)
-                    .bind(step.count)
-                    .bind(step.done)
-                    .bind(now)
-                    .bind(step.from)
-                    .bind(step.lease_until)
+                let moved: i64 = bind_advance!(sqlx::query_scalar(&sql))
                     .bind(&job.app_id)
                     .bind(&rows_json)
                     .bind(&tallies)
@@ -175,18 +181,7 @@ impl Store {
             Pool::Sqlite(p) => {
                 let shared = ResultSql::new(&d, 1, 1, 2);
                 let mut tx = p.begin_write().await?;
-                let moved = sqlx::query(advance)
-                    .bind(&job.id)
-                    .bind(step.to)
-                    .bind(step.count)
-                    .bind(step.done)
-                    .bind(now)
-                    .bind(step.from)
-                    .bind(step.lease_until)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
+                let moved = bind_advance!(sqlx::query(advance)).execute(&mut *tx).await?.rows_affected() == 1;
                 if !rows.is_empty() {
                     sqlx::query(&insert(1, 2, 3, 4))
                         .bind(&job.app_id)
