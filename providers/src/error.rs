@@ -19,6 +19,15 @@ pub enum ProviderError {
     /// A required credential field is empty.
     #[error("credentials field `{0}` is empty")]
     MissingField(&'static str),
+    /// A credential field cannot be sent as it is (e.g. a topic that is not
+    /// a valid header value).
+    #[error("credentials field `{field}` is invalid: {reason}")]
+    InvalidField {
+        /// Which field.
+        field: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// An extra root certificate could not be read.
     #[error("invalid extra root certificate PEM: {0}")]
     InvalidRootCertificate(String),

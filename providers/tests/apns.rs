@@ -223,6 +223,10 @@ async fn a_key_that_cannot_sign_is_refused_at_construction() {
     let mut creds = apns_credentials(&mock);
     creds.team_id = " ".into();
     assert!(matches!(ApnsClient::new(creds, &config(&mock)), Err(ProviderError::MissingField("team_id"))));
+    let mut creds = apns_credentials(&mock);
+    creds.topic = "com.example\napp".into();
+    let err = ApnsClient::new(creds, &config(&mock)).expect_err("a topic that cannot be a header is refused");
+    assert!(matches!(err, ProviderError::InvalidField { field: "topic", .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -48,10 +48,8 @@ impl ApnsClient {
         let signer = TokenSigner::new(&creds.private_key, &creds.key_id, &creds.team_id)?;
         let base_url =
             parse_url(&trim_base(cfg.apns_base_url.as_deref().unwrap_or(creds.environment.default_base_url())))?;
-        let topic_header = HeaderValue::try_from(creds.topic.as_str()).map_err(|e| ProviderError::InvalidUrl {
-            url: creds.topic.clone(),
-            reason: format!("the topic is not a header value: {e}"),
-        })?;
+        let topic_header = HeaderValue::try_from(creds.topic.as_str())
+            .map_err(|e| ProviderError::InvalidField { field: "topic", reason: e.to_string() })?;
         Ok(Self {
             transport: Transport::new(&base_url, cfg.tls_config()?, cfg.request_timeout)?,
             path_prefix: base_url.path().trim_end_matches('/').to_owned(),
