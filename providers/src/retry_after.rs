@@ -14,8 +14,8 @@ pub fn parse(value: &str, now: SystemTime) -> Option<Duration> {
 }
 
 /// Reads and parses the `Retry-After` header of a response.
-pub(crate) fn from_headers(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+pub(crate) fn from_headers(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     parse(value, SystemTime::now())
 }
 
