@@ -1,7 +1,9 @@
 //! Sending one delivery: the [`Sender`] seam the workers call, and its real
 //! implementation over the providers' HTTP/2 clients, cached per app.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
@@ -26,13 +28,22 @@ pub struct Prepared {
     pub expires_at: Option<i64>,
     /// `ttl_seconds: 0`: one attempt, no retries.
     pub ttl_zero: bool,
+    /// The APNs payload, built on first use: the same for every device.
+    apns_body: OnceLock<Result<Bytes, &'static str>>,
 }
 
 impl Prepared {
     /// A notification ready to send.
     pub fn new(id: String, info: NotificationInfo, options: DeliveryOptions, expires_at: Option<i64>) -> Self {
         let ttl_zero = options.ttl_seconds == Some(0);
-        Self { id, info, options, expires_at, ttl_zero }
+        Self { id, info, options, expires_at, ttl_zero, apns_body: OnceLock::new() }
+    }
+
+    /// The APNs payload, or why it cannot be built (the delivery's reason).
+    fn apns_body(&self) -> &Result<Bytes, &'static str> {
+        self.apns_body.get_or_init(|| {
+            pushgate_providers::apns::payload::build(&self.info, &self.options).map(Bytes::from).map_err(|e| e.reason())
+        })
     }
 
     /// Parses the stored JSON of a notification; `None` (its deliveries are
@@ -150,10 +161,11 @@ impl Sender for ProviderSender {
             let started = std::time::Instant::now();
             crate::metrics::provider_in_flight(1.0);
             let outcome = match job.platform {
-                Platform::Ios => match &clients.apns {
-                    Some(Ok(client)) => client.send(&job.token, info, opts).await,
-                    Some(Err(e)) => unusable(e),
-                    None => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
+                Platform::Ios => match (&clients.apns, job.notification.apns_body()) {
+                    (Some(Ok(client)), Ok(body)) => client.send_payload(&job.token, body.clone(), info, opts).await,
+                    (Some(Ok(_)), Err(reason)) => Outcome::Rejected { reason: (*reason).to_owned(), status: None },
+                    (Some(Err(e)), _) => unusable(e),
+                    (None, _) => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
                 },
                 Platform::Android => match &clients.fcm {
                     Some(Ok(client)) => client.send(&job.token, info, opts).await,

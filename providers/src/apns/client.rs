@@ -66,11 +66,22 @@ impl ApnsClient {
 
     /// Sends one notification to one device token and classifies the answer.
     pub async fn send(&self, token: &str, info: &NotificationInfo, opts: &DeliveryOptions) -> Outcome {
-        let body = match payload::build(info, opts) {
-            Ok(body) => body,
-            Err(e) => return Outcome::Rejected { reason: e.reason().to_owned(), status: None },
-        };
-        let body = Bytes::from(body);
+        match payload::build(info, opts) {
+            Ok(body) => self.send_payload(token, Bytes::from(body), info, opts).await,
+            Err(e) => Outcome::Rejected { reason: e.reason().to_owned(), status: None },
+        }
+    }
+
+    /// [`send`](Self::send) with the payload already built by
+    /// [`payload::build`]: it is the same for every device of a
+    /// notification, so a fan-out builds it once.
+    pub async fn send_payload(
+        &self,
+        token: &str,
+        body: Bytes,
+        info: &NotificationInfo,
+        opts: &DeliveryOptions,
+    ) -> Outcome {
         let headers = payload::headers(info, opts, SystemTime::now());
         let apns_id = uuid::Uuid::new_v4().to_string();
         let path = format!("{}/3/device/{token}", self.path_prefix);

@@ -81,9 +81,7 @@ impl FcmClient {
 
     async fn post(&self, access: &AccessToken, body: Bytes) -> Result<Answer, TransportError> {
         let mut headers = HeaderMap::with_capacity(2);
-        let bearer = HeaderValue::try_from(format!("Bearer {}", access.token))
-            .map_err(|e| TransportError::Request(format!("access token: {e}")))?;
-        headers.insert(AUTHORIZATION, bearer);
+        headers.insert(AUTHORIZATION, access.authorization.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         self.transport.post(&self.send_path, headers, body).await
     }

@@ -46,6 +46,8 @@ pub struct AccessToken {
     pub token: String,
     /// When to renew it (expiry minus [`RENEW_MARGIN`]).
     pub renew_at: Instant,
+    /// `Bearer <token>`, made once for every push that sends it.
+    pub authorization: http::HeaderValue,
 }
 
 /// Why no access token could be had.
@@ -161,7 +163,9 @@ impl TokenSource {
         // Short-lived tokens are renewed halfway rather than never cached.
         let expires_in = Duration::from_secs(parsed.expires_in);
         let lifetime = expires_in.saturating_sub(RENEW_MARGIN.min(expires_in / 2));
-        let token = Arc::new(AccessToken { token: parsed.access_token, renew_at: started + lifetime });
+        let authorization = http::HeaderValue::try_from(format!("Bearer {}", parsed.access_token))
+            .map_err(|e| OAuthError::BadAnswer(format!("access token is not a header value: {e}")))?;
+        let token = Arc::new(AccessToken { token: parsed.access_token, renew_at: started + lifetime, authorization });
         *self.cached.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&token));
         Ok(token)
     }
