@@ -4,6 +4,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::domain::{FieldError, FieldErrorKind};
+use crate::socket::SocketError;
 use crate::store::StoreError;
 
 /// Every failure a request can meet; `IntoResponse` turns it into
@@ -101,6 +103,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        let FieldError { field, message, kind } = e;
+        match kind {
+            FieldErrorKind::Value => Self::InvalidField { field, message },
+            FieldErrorKind::Token => Self::InvalidToken { field, message },
+        }
+    }
+}
+
+impl From<SocketError> for ApiError {
+    fn from(e: SocketError) -> Self {
+        match e {
+            SocketError::InvalidJson(message) => Self::InvalidJson(message),
+            SocketError::Field(e) => e.into(),
+            SocketError::NotFound(message) => Self::NotFound(message),
+            SocketError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
@@ -139,4 +162,38 @@ pub struct ErrorDetail {
     pub message: String,
     /// The offending field, when there is one.
     pub field: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket error frame and the HTTP answer to the same error say the same.
+    #[test]
+    fn socket_frames_and_http_bodies_agree() {
+        let cases = || {
+            vec![
+                SocketError::InvalidJson("frame is not valid JSON".into()),
+                SocketError::field("to", "to must be an object"),
+                SocketError::Field(FieldError::token("token", "APNs device tokens are hex")),
+                SocketError::NotFound("no such connected client".into()),
+                SocketError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+                SocketError::Store(StoreError::NotFound("device")),
+                SocketError::Store(StoreError::Conflict("taken".into())),
+                SocketError::Store(StoreError::Database(sqlx::Error::RowNotFound)),
+            ]
+        };
+        for (socket, http) in cases().into_iter().zip(cases().into_iter().map(ApiError::from)) {
+            assert_eq!(socket.body(), http.body(), "{socket:?}");
+        }
+    }
+
+    #[test]
+    fn field_errors_keep_their_code_and_path() {
+        let body = ApiError::from(FieldError::new("to.device_ids[1]", "must be a string")).body();
+        assert_eq!(body, json!({"code": "invalid_field", "message": "must be a string", "field": "to.device_ids[1]"}));
+        let body = ApiError::from(FieldError::token("token", "bad token")).body();
+        assert_eq!(body["code"], "invalid_token");
+        assert_eq!(body["field"], "token");
+    }
 }

@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
 
+use crate::domain::json::{self, missing_field_name};
 use crate::error::ApiError;
 
 /// A JSON request body; bad JSON is `invalid_json`, a bad field `invalid_field`
@@ -46,27 +47,7 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::InvalidJson("body must be a JSON object".into()));
     }
-    from_value(value)
-}
-
-/// Deserializes a JSON value, reporting the path of the offending field.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let message = e.inner().to_string();
-        let mut field = e.path().to_string();
-        if field == "." || field.is_empty() {
-            field = missing_field_name(&message).unwrap_or_default();
-        } else if let Some(inner) = missing_field_name(&message) {
-            field = format!("{field}.{inner}");
-        }
-        ApiError::InvalidField { field, message }
-    })
-}
-
-/// serde reports a missing field only in its message: "missing field `x`".
-fn missing_field_name(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("missing field `")?;
-    Some(rest.split('`').next()?.to_string())
+    Ok(json::from_value(value)?)
 }
 
 /// A query string; a bad parameter is `invalid_field` naming it.
@@ -81,7 +62,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
             let message = e.inner().to_string();
             let field = missing_field_name(&message).unwrap_or_else(|| e.path().to_string());
-            ApiError::InvalidField { field, message }
+            ApiError::field(field, message)
         })
     }
 }

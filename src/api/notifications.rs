@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::json::{self, Json, Query};
+use super::json::{Json, Query};
 use crate::auth::Auth;
-use crate::delivery::{sender::Prepared, target::Target};
-use crate::domain::{ids::new_id, names, time, time::Timestamp};
+use crate::delivery::sender::Prepared;
+use crate::domain::{ids::new_id, json, names, time, time::Timestamp, Target};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::{Accepted, Created, DeviceSendResult, NewDeviceSend, NewNotification, NotificationRow};

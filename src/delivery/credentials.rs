@@ -8,26 +8,26 @@ use pushgate_providers::{ApnsClient, ApnsCredentials, FcmClient, FcmCredentials,
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::domain::{json, FieldError};
 
 /// Checks APNs credentials and returns them as JSON text to store.
-pub fn apns(value: Value, cfg: &Config) -> Result<String, ApiError> {
+pub fn apns(value: Value, cfg: &Config) -> Result<String, FieldError> {
     if let Some(env) = value.get("environment") {
         if !matches!(env.as_str(), Some("production") | Some("sandbox")) {
-            return Err(ApiError::field("apns.environment", "environment is \"production\" or \"sandbox\""));
+            return Err(FieldError::new("apns.environment", "environment is \"production\" or \"sandbox\""));
         }
     }
     let creds: ApnsCredentials = parse(value, "apns")?;
     ApnsClient::new(creds.clone(), &client_check_config(cfg)).map_err(|e| refused(e, "apns", "private_key"))?;
-    serde_json::to_string(&creds).map_err(|e| ApiError::field("apns", e.to_string()))
+    serde_json::to_string(&creds).map_err(|e| FieldError::new("apns", e.to_string()))
 }
 
 /// Checks FCM credentials and returns them as JSON text to store.
-pub fn fcm(value: Value, cfg: &Config) -> Result<String, ApiError> {
+pub fn fcm(value: Value, cfg: &Config) -> Result<String, FieldError> {
     let creds: FcmCredentials = parse(value, "fcm")?;
     FcmClient::new(creds.clone(), &client_check_config(cfg))
         .map_err(|e| refused(e, "fcm.service_account", "private_key"))?;
-    serde_json::to_string(&creds).map_err(|e| ApiError::field("fcm", e.to_string()))
+    serde_json::to_string(&creds).map_err(|e| FieldError::new("fcm", e.to_string()))
 }
 
 /// The provider settings of the gateway's configuration. The extra root
@@ -52,21 +52,17 @@ fn client_check_config(cfg: &Config) -> ProviderConfig {
     })
 }
 
-fn parse<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+fn parse<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, FieldError> {
     if !value.is_object() {
-        return Err(ApiError::field(prefix, format!("{prefix} must be an object")));
+        return Err(FieldError::new(prefix, format!("{prefix} must be an object")));
     }
-    crate::api::json::from_value(value).map_err(|e| match e {
-        ApiError::InvalidField { field, message } if field.is_empty() => ApiError::field(prefix, message),
-        ApiError::InvalidField { field, message } => ApiError::field(format!("{prefix}.{field}"), message),
-        other => other,
-    })
+    json::from_value(value).map_err(|e| e.within(prefix))
 }
 
-fn refused(e: ProviderError, prefix: &str, key_field: &str) -> ApiError {
+fn refused(e: ProviderError, prefix: &str, key_field: &str) -> FieldError {
     match e {
-        ProviderError::MissingField(name) => ApiError::field(format!("{prefix}.{name}"), e.to_string()),
-        ProviderError::InvalidKey { .. } => ApiError::field(format!("{prefix}.{key_field}"), e.to_string()),
-        other => ApiError::field(prefix, other.to_string()),
+        ProviderError::MissingField(name) => FieldError::new(format!("{prefix}.{name}"), e.to_string()),
+        ProviderError::InvalidKey { .. } => FieldError::new(format!("{prefix}.{key_field}"), e.to_string()),
+        other => FieldError::new(prefix, other.to_string()),
     }
 }

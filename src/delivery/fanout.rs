@@ -14,10 +14,9 @@ use futures_util::FutureExt;
 
 use super::retry;
 use super::sender::{Job, Prepared, NO_PROVIDER};
-use super::target::Target;
 use super::worker::{count_results, final_update, record, Reservation};
 use super::{pause, Delivery};
-use crate::domain::{time::now_ms, Platform};
+use crate::domain::{time::now_ms, Platform, Target};
 use crate::store::{DeadToken, FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow, StoreResult};
 
 /// How often old idempotency keys and delivery logs are removed.

@@ -9,7 +9,6 @@ pub mod intake;
 pub mod retention;
 pub mod retry;
 pub mod sender;
-pub mod target;
 mod worker;
 
 use std::sync::Arc;

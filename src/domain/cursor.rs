@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::error::ApiError;
+use super::FieldError;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -11,11 +11,11 @@ pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 1000;
 
 /// Validates `limit` (1..=1000, default 50).
-pub fn limit(limit: Option<i64>) -> Result<i64, ApiError> {
+pub fn limit(limit: Option<i64>) -> Result<i64, FieldError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::field("limit", format!("limit must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(FieldError::new("limit", format!("limit must be between 1 and {MAX_LIMIT}"))),
     }
 }
 
@@ -25,14 +25,14 @@ pub fn encode(key: &str) -> String {
 }
 
 /// Decodes a cursor given by a client back into the sort key.
-pub fn decode(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+pub fn decode(cursor: Option<&str>) -> Result<Option<String>, FieldError> {
     let Some(cursor) = cursor else { return Ok(None) };
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .map(Some)
-        .ok_or_else(|| ApiError::field("cursor", "cursor is not one this server gave"))
+        .ok_or_else(|| FieldError::new("cursor", "cursor is not one this server gave"))
 }
 
 /// A page of a list: `{"items": [...], "next_cursor": "…" | null}`.

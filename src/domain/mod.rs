@@ -1,9 +1,15 @@
-//! Validated values of the domain: once parsed, always valid.
+//! Validated values of the domain: once parsed, always valid. Shared by the
+//! API, the store and delivery; imports nothing else of the crate.
 
 pub mod cursor;
+pub mod error;
 pub mod ids;
+pub mod json;
 pub mod names;
+pub mod target;
 pub mod time;
 pub mod token;
 
+pub use error::{FieldError, FieldErrorKind};
+pub use target::Target;
 pub use token::{DeviceToken, Platform};

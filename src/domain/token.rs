@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use super::FieldError;
 
 /// A device platform and the provider that serves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -40,8 +40,8 @@ pub struct DeviceToken(String);
 
 impl DeviceToken {
     /// Validates and normalises `raw` for `platform`; `field` names the input.
-    pub fn parse(platform: Platform, raw: &str, field: &str) -> Result<Self, ApiError> {
-        let invalid = |message: &str| ApiError::InvalidToken { field: field.to_string(), message: message.to_string() };
+    pub fn parse(platform: Platform, raw: &str, field: &str) -> Result<Self, FieldError> {
+        let invalid = |message: &str| FieldError::token(field, message);
         match platform {
             Platform::Ios => {
                 let hex: String = raw

@@ -12,11 +12,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 
 use super::close;
-use super::frames;
 use super::hub::Registration;
 use super::registry::{CloseSignal, Joined};
 use super::session::{Action, Session};
-use crate::error::ApiError;
+use super::{frames, SocketError};
 
 /// How long a closing handshake may take before the socket is just dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -64,8 +63,9 @@ async fn serve(
                 }
             }
             Ok(None) => {
-                let e =
-                    ApiError::NotFound(format!("since {since:?} is not in the replay window: messages may be missed"));
+                let e = SocketError::NotFound(format!(
+                    "since {since:?} is not in the replay window: messages may be missed"
+                ));
                 writer.write(socket, Message::Text(frames::error(&e))).await?;
             }
             Err(e) => writer.write(socket, Message::Text(frames::error(&e.into()))).await?,

@@ -5,10 +5,8 @@ use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Target;
-use crate::api::json::from_value;
-use crate::domain::{ids::new_id, names};
-use crate::error::ApiError;
+use super::{SocketError, Target};
+use crate::domain::{ids::new_id, json::from_value, names};
 
 /// A message on its way to connections. The id lets a reconnecting session
 /// drop live copies of what it has just replayed.
@@ -47,14 +45,14 @@ struct SendFrame {
 }
 
 /// Parses a client's text frame; the error says what to answer.
-pub fn parse(text: &str) -> Result<ClientFrame, ApiError> {
+pub fn parse(text: &str) -> Result<ClientFrame, SocketError> {
     let value: Value =
-        serde_json::from_str(text).map_err(|e| ApiError::InvalidJson(format!("frame is not valid JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| SocketError::InvalidJson(format!("frame is not valid JSON: {e}")))?;
     let kind = match value.get("type") {
         Some(Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err(ApiError::field("type", "type must be a string")),
-        None if value.is_object() => return Err(ApiError::field("type", "missing field `type`")),
-        None => return Err(ApiError::InvalidJson("frame must be a JSON object".into())),
+        Some(_) => return Err(SocketError::field("type", "type must be a string")),
+        None if value.is_object() => return Err(SocketError::field("type", "missing field `type`")),
+        None => return Err(SocketError::InvalidJson("frame must be a JSON object".into())),
     };
     match kind {
         "ping" => Ok(ClientFrame::Ping),
@@ -66,11 +64,11 @@ pub fn parse(text: &str) -> Result<ClientFrame, ApiError> {
                     Target::Client(id)
                 }
                 (None, Some(true)) => Target::All,
-                _ => return Err(ApiError::field("to", "to must be {\"client_id\": \"…\"} or {\"all\": true}")),
+                _ => return Err(SocketError::field("to", "to must be {\"client_id\": \"…\"} or {\"all\": true}")),
             };
             Ok(ClientFrame::Send { to, notification: frame.notification })
         }
-        other => Err(ApiError::field("type", format!("unknown frame type {other:?}: use send or ping"))),
+        other => Err(SocketError::field("type", format!("unknown frame type {other:?}: use send or ping"))),
     }
 }
 
@@ -86,18 +84,18 @@ struct NotificationFrame<'a> {
 
 /// Builds the `notification` frame. The message id is the notification's own
 /// `id` when it has one (pages route on it), else a new UUIDv7.
-pub fn notification(notification: &Map<String, Value>, from: Option<&str>) -> Result<Outbound, ApiError> {
+pub fn notification(notification: &Map<String, Value>, from: Option<&str>) -> Result<Outbound, SocketError> {
     let id = match notification.get("id") {
         None => new_id(),
         Some(Value::String(id)) => {
             names::opaque("notification.id", id)?;
             id.clone()
         }
-        Some(_) => return Err(ApiError::field("notification.id", "notification.id must be a string")),
+        Some(_) => return Err(SocketError::field("notification.id", "notification.id must be a string")),
     };
     let frame = NotificationFrame { kind: "notification", id: &id, notification, from };
     // Serializing a map of JSON values into a String cannot fail; mapped anyway.
-    let text = serde_json::to_string(&frame).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let text = serde_json::to_string(&frame).map_err(|e| SocketError::InvalidJson(e.to_string()))?;
     Ok(Outbound { id, text: text.into() })
 }
 
@@ -108,7 +106,7 @@ pub fn pong() -> Utf8Bytes {
 
 /// `{"type": "error", "error": {"code", "message", "field"?}}` for a frame
 /// that could not be acted on; the connection stays open.
-pub fn error(e: &ApiError) -> Utf8Bytes {
+pub fn error(e: &SocketError) -> Utf8Bytes {
     serde_json::json!({"type": "error", "error": e.body()}).to_string().into()
 }
 

@@ -21,9 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::{self, Envelope};
 use super::registry::{Joined, Registry};
-use super::{frames, SocketConfig, Target};
+use super::{frames, SocketConfig, SocketError, Target};
 use crate::domain::{ids::new_id, time::now_ms};
-use crate::error::{ApiError, ApiResult};
 use crate::store::{ClientPresence, Pool, SocketTarget, Store, StoreError, StoreResult, StoredSocketMessage};
 
 /// How often an instance beats, prunes the replay log and repairs presence.
@@ -157,7 +156,7 @@ impl Hub {
         target: Target,
         notification: &Map<String, Value>,
         from: Option<&str>,
-    ) -> ApiResult<usize> {
+    ) -> Result<usize, SocketError> {
         let msg = Arc::new(frames::notification(notification, from)?);
         let (kind, id) = target.parts();
         let stored = SocketTarget { kind, id };
@@ -166,8 +165,8 @@ impl Hub {
         let remote = usize::try_from(remote).unwrap_or(0);
         if remote == 0 && target != Target::All && inner.registry.count(app_id, &target) == 0 {
             return Err(match target {
-                Target::User(_) => ApiError::NotFound("no connected client has this user_id".into()),
-                _ => ApiError::NotFound("no such connected client".into()),
+                Target::User(_) => SocketError::NotFound("no connected client has this user_id".into()),
+                _ => SocketError::NotFound("no such connected client".into()),
             });
         }
         // Kept before delivery, so a client reconnecting right now finds it.

@@ -14,12 +14,14 @@
 pub mod bus;
 pub mod config;
 pub mod conn;
+pub mod error;
 pub mod frames;
 pub mod hub;
 pub mod registry;
 pub mod session;
 
 pub use config::SocketConfig;
+pub use error::SocketError;
 pub use hub::Hub;
 
 /// Who a message is for, within one app.

@@ -7,8 +7,7 @@ use axum::extract::ws::Utf8Bytes;
 use serde_json::{Map, Value};
 
 use super::frames::{self, ClientFrame};
-use super::{close, Target};
-use crate::error::ApiError;
+use super::{close, SocketError, Target};
 
 /// What the connection should do next.
 #[derive(Debug, PartialEq)]
@@ -49,7 +48,7 @@ impl Session {
     /// A binary frame arrived: the protocol is JSON text only.
     pub fn on_binary(&mut self, now: Instant) -> Action {
         self.last_seen = now;
-        Action::Reply(frames::error(&ApiError::InvalidJson("binary frames are not accepted: send JSON text".into())))
+        Action::Reply(frames::error(&SocketError::InvalidJson("binary frames are not accepted: send JSON text".into())))
     }
 
     /// A WebSocket ping or pong arrived: the client is alive.

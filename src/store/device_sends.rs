@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::notifications::{Accepted, Dialect};
 use super::{on_pool, BeginWrite, ClaimedDelivery, Pool, Store, StoreResult};
-use crate::delivery::target::Target;
+use crate::domain::Target;
 
 /// One single-device send, due now.
 #[derive(Clone, Debug)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::deliveries::{ResultSql, Tally, RESULT_COLUMNS};
 use super::notifications::{fanout_param, fanout_source, Dialect};
 use super::{on_pool, BeginWrite, DeadToken, DeliveryUpdate, Pool, Store, StoreResult};
-use crate::delivery::target::Target;
+use crate::domain::Target;
 
 /// A notification whose target still needs expanding.
 #[derive(Clone, Debug, sqlx::FromRow)]

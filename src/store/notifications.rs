@@ -2,7 +2,7 @@
 //! targets, their deliveries) in one transaction; read, cancelled, completed.
 
 use super::{on_pool, BeginWrite, ClaimedDelivery, Pool, Store, StoreError, StoreResult};
-use crate::delivery::target::Target;
+use crate::domain::Target;
 
 /// A stored notification.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -77,7 +77,7 @@ async fn fanout_resumes_after_a_stop(db: Db) {
 /// is replaced by one that waits out the lease and resumes at the cursor:
 /// nothing recorded is sent again, nothing after it is missed.
 async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
-    use pushgate::delivery::target::Target;
+    use pushgate::domain::Target;
     use pushgate::store::{DeliveryUpdate, FanoutCommit, NewDeliveryRow, Store};
 
     let (mut app, mock, keys) = pipeline::start(db, |c| {

@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::{names, DeviceToken, Platform};
-use crate::error::ApiError;
+use super::{names, DeviceToken, FieldError, Platform};
 
 /// Most ids or tokens one explicit target may list: these are expanded in the
 /// request's own transaction, so `targeted` is exact in the 202.
@@ -54,14 +53,14 @@ impl Target {
     }
 
     /// Parses `to`: an object with exactly one known key.
-    pub fn parse(to: &Value) -> Result<Self, ApiError> {
-        let obj = to.as_object().ok_or_else(|| ApiError::field("to", "to must be an object with one target"))?;
+    pub fn parse(to: &Value) -> Result<Self, FieldError> {
+        let obj = to.as_object().ok_or_else(|| FieldError::new("to", "to must be an object with one target"))?;
         let mut entries = obj.iter();
         let (kind, value) = match (entries.next(), entries.next()) {
             (Some(entry), None) => entry,
-            (None, _) => return Err(ApiError::field("to", "to names no target")),
+            (None, _) => return Err(FieldError::new("to", "to names no target")),
             (Some(_), Some((second, _))) => {
-                return Err(ApiError::field(format!("to.{second}"), "to takes exactly one target"))
+                return Err(FieldError::new(format!("to.{second}"), "to takes exactly one target"))
             }
         };
         let field = format!("to.{kind}");
@@ -81,55 +80,55 @@ impl Target {
                 Ok(Target::UserIds(dedup(ids)))
             }
             "group" => {
-                let name = value.as_str().ok_or_else(|| ApiError::field(&field, "group must be a string"))?;
+                let name = value.as_str().ok_or_else(|| FieldError::new(&field, "group must be a string"))?;
                 names::group(&field, name)?;
                 Ok(Target::Group(name.to_string()))
             }
             "tokens" => Ok(Target::Tokens(tokens(value, &field)?)),
             "all" => match value {
                 Value::Bool(true) => Ok(Target::All(true)),
-                _ => Err(ApiError::field(&field, "all must be true")),
+                _ => Err(FieldError::new(&field, "all must be true")),
             },
-            _ => Err(ApiError::field(&field, "unknown target: use device_ids, user_ids, group, tokens or all")),
+            _ => Err(FieldError::new(&field, "unknown target: use device_ids, user_ids, group, tokens or all")),
         }
     }
 }
 
-fn strings(value: &Value, field: &str, max: usize) -> Result<Vec<String>, ApiError> {
-    let items = value.as_array().ok_or_else(|| ApiError::field(field, format!("{field} must be an array")))?;
+fn strings(value: &Value, field: &str, max: usize) -> Result<Vec<String>, FieldError> {
+    let items = value.as_array().ok_or_else(|| FieldError::new(field, format!("{field} must be an array")))?;
     if items.is_empty() || items.len() > max {
-        return Err(ApiError::field(field, format!("{field} must list 1 to {max} items")));
+        return Err(FieldError::new(field, format!("{field} must list 1 to {max} items")));
     }
     items
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            v.as_str().map(str::to_string).ok_or_else(|| ApiError::field(format!("{field}[{i}]"), "must be a string"))
+            v.as_str().map(str::to_string).ok_or_else(|| FieldError::new(format!("{field}[{i}]"), "must be a string"))
         })
         .collect()
 }
 
-fn tokens(value: &Value, field: &str) -> Result<Vec<TokenTarget>, ApiError> {
-    let items = value.as_array().ok_or_else(|| ApiError::field(field, format!("{field} must be an array")))?;
+fn tokens(value: &Value, field: &str) -> Result<Vec<TokenTarget>, FieldError> {
+    let items = value.as_array().ok_or_else(|| FieldError::new(field, format!("{field} must be an array")))?;
     if items.is_empty() || items.len() > MAX_EXPLICIT {
-        return Err(ApiError::field(field, format!("{field} must list 1 to {MAX_EXPLICIT} items")));
+        return Err(FieldError::new(field, format!("{field} must list 1 to {MAX_EXPLICIT} items")));
     }
     let mut out: Vec<TokenTarget> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let obj = item.as_object().ok_or_else(|| ApiError::field(&at, "must be an object {platform, token}"))?;
+        let obj = item.as_object().ok_or_else(|| FieldError::new(&at, "must be an object {platform, token}"))?;
         if let Some(extra) = obj.keys().find(|k| *k != "platform" && *k != "token") {
-            return Err(ApiError::field(format!("{at}.{extra}"), "unknown field"));
+            return Err(FieldError::new(format!("{at}.{extra}"), "unknown field"));
         }
         let platform = obj
             .get("platform")
             .and_then(Value::as_str)
             .and_then(Platform::parse)
-            .ok_or_else(|| ApiError::field(format!("{at}.platform"), "platform must be ios or android"))?;
+            .ok_or_else(|| FieldError::new(format!("{at}.platform"), "platform must be ios or android"))?;
         let raw = obj
             .get("token")
             .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::field(format!("{at}.token"), "token must be a string"))?;
+            .ok_or_else(|| FieldError::new(format!("{at}.token"), "token must be a string"))?;
         let token = DeviceToken::parse(platform, raw, &format!("{at}.token"))?.into_string();
         out.push(TokenTarget { platform, token });
     }
@@ -147,13 +146,11 @@ fn dedup(items: Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::FieldErrorKind;
     use serde_json::json;
 
-    fn field_of(err: ApiError) -> String {
-        match err {
-            ApiError::InvalidField { field, .. } | ApiError::InvalidToken { field, .. } => field,
-            other => panic!("unexpected {other:?}"),
-        }
+    fn field_of(err: FieldError) -> String {
+        err.field
     }
 
     #[test]
@@ -177,7 +174,7 @@ mod tests {
         assert_eq!(field_of(Target::parse(&json!({"all": false})).unwrap_err()), "to.all");
         assert!(field_of(Target::parse(&json!({"group": "a", "all": true})).unwrap_err()).starts_with("to."));
         let bad = json!({"tokens": [{"platform": "ios", "token": "xyz"}]});
-        assert!(matches!(Target::parse(&bad), Err(ApiError::InvalidToken { .. })));
+        assert!(matches!(Target::parse(&bad), Err(FieldError { kind: FieldErrorKind::Token, .. })));
         assert_eq!(field_of(Target::parse(&bad).unwrap_err()), "to.tokens[0].token");
     }
 }
