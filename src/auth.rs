@@ -5,12 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::{header, request::Parts};
 use dashmap::DashMap;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::store::{hash_key, KeyKind, Store, StoreResult};
 
 /// How long a looked-up key is trusted before it is checked again; bounds how
@@ -127,14 +126,20 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
-/// Extractor: the authenticated caller (`Authorization: Bearer <key>`).
+/// Extractor: the authenticated caller (`Authorization: Bearer <key>`). It
+/// needs only an [`Authenticator`] from the state, so this module does not
+/// know the application state (which holds the authenticator).
 pub struct Auth(pub Principal);
 
-impl FromRequestParts<AppState> for Auth {
+impl<S> FromRequestParts<S> for Auth
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        state.auth.resolve(key).await.map(Auth)
+        Authenticator::from_ref(state).resolve(key).await.map(Auth)
     }
 }

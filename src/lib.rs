@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod rate_limit;
 pub mod registrar;
 pub mod server;
 pub mod socket;

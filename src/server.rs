@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::rate_limit::RateLimiter;
 use crate::auth::{admin_key_hash, Authenticator};
 use crate::config::Config;
+use crate::rate_limit::RateLimiter;
 use crate::registrar::Registrar;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};

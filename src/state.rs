@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use crate::api::rate_limit::RateLimiter;
+use axum::extract::FromRef;
+
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 
 /// Everything a handler needs; cheap to clone.
@@ -26,4 +28,10 @@ pub struct AppState {
     pub hub: crate::socket::Hub,
     /// The delivery pipeline: wake-ups for workers, progress for `wait=true`.
     pub delivery: crate::delivery::Delivery,
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
 }
