@@ -11,7 +11,7 @@ use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::{time, time::Timestamp, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::store::{DeliveryFilter, DeliveryRow};
+use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus};
 
 /// Routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -69,12 +69,12 @@ impl From<DeliveryRow> for DeliveryView {
     fn from(r: DeliveryRow) -> Self {
         Self {
             id: r.id.to_string(),
-            next_attempt_at: (r.status == "pending").then_some(Timestamp(r.next_attempt_at)),
+            next_attempt_at: (r.status == DeliveryStatus::Pending).then_some(Timestamp(r.next_attempt_at)),
             app_id: r.app_id,
             notification_id: r.notification_id,
             device_id: r.device_id,
             platform: r.platform,
-            status: r.status,
+            status: r.status.to_string(),
             attempts: r.attempts,
             provider_status: r.provider_status,
             reason: r.reason,
@@ -85,8 +85,6 @@ impl From<DeliveryRow> for DeliveryView {
         }
     }
 }
-
-const STATUSES: [&str; 5] = ["pending", "delivered", "failed", "expired", "cancelled"];
 
 #[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", params(ListQuery),
     responses((status = 200, body = inline(PageOf<DeliveryView>)), (status = "4XX", body = ErrorBody)))]
@@ -105,11 +103,12 @@ async fn list(
         }
         Principal::Client { .. } => return Err(ApiError::Forbidden("this needs a server or the admin key".into())),
     };
-    if let Some(s) = &q.status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::field("status", "status is pending, delivered, failed, expired or cancelled"));
-        }
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<DeliveryStatus>)
+        .transpose()
+        .map_err(|_| ApiError::field("status", "status is pending, delivered, failed, expired or cancelled"))?;
     if let Some(p) = &q.platform {
         Platform::parse(p).ok_or_else(|| ApiError::field("platform", "platform is ios or android"))?;
     }
@@ -131,7 +130,7 @@ async fn list(
         notification_id: q.notification_id.clone(),
         device_id: q.device_id.clone(),
         user_id: q.user_id.clone(),
-        status: q.status.clone(),
+        status,
         platform: q.platform.clone(),
         since: at("since", &q.since)?,
         until: at("until", &q.until)?,

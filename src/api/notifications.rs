@@ -19,7 +19,10 @@ use crate::delivery::sender::Prepared;
 use crate::domain::{ids::new_id, json, names, time, time::Timestamp, Target};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::store::{Accepted, Created, DeviceSendResult, NewDeviceSend, NewNotification, NotificationRow};
+use crate::store::{
+    Accepted, AcceptedSend, Created, DeviceSendResult, NewDeviceSend, NewNotification, NotificationRow,
+    NotificationStatus, Providers,
+};
 
 /// `wait=true` answers at most this many per-device results.
 const MAX_WAIT_RESULTS: i64 = 10_000;
@@ -244,7 +247,7 @@ async fn accept(
             options: &options_json,
             send_at,
             expires_at,
-            providers: (app.apns.is_some(), app.fcm.is_some()),
+            providers: Providers { apns: app.apns.is_some(), fcm: app.fcm.is_some() },
             idempotency: key.as_deref().zip(hash.as_deref()),
             lease_until: reservation.as_ref().map(|r| r.lease_until),
             now,
@@ -256,7 +259,7 @@ async fn accept(
                 st.delivery.wake(true).await;
             } else if let (Some(reservation), false) = (reservation, born.is_empty()) {
                 st.delivery.dispatch(reservation, born, Prepared::new(id, info, options, expires_at), app.updated_at);
-            } else if a.status == "queued" {
+            } else if a.status == NotificationStatus::Queued {
                 st.delivery.wake(false).await;
             }
             a
@@ -305,13 +308,13 @@ async fn accept_one(
         Some(DeviceSendResult::NoProvider(platform)) => {
             Err(ApiError::NoProvider(format!("the app has no provider credentials for {platform}")))
         }
-        Some(DeviceSendResult::Accepted(accepted, born, app_version)) => {
-            match (reservation, born) {
+        Some(DeviceSendResult::Accepted(AcceptedSend { accepted, delivery, app_version })) => {
+            match (reservation, delivery) {
                 (Some(reservation), Some(row)) => {
                     let prepared = Prepared::new(id.to_string(), info.clone(), options.clone(), expires_at);
                     st.delivery.dispatch(reservation, vec![row], prepared, app_version);
                 }
-                _ if accepted.status == "queued" => st.delivery.wake(false).await,
+                _ if accepted.status == NotificationStatus::Queued => st.delivery.wake(false).await,
                 _ => {}
             }
             Ok(Some(accepted))
@@ -332,7 +335,7 @@ async fn answer(
             return Ok((StatusCode::OK, axum::Json(results)).into_response());
         }
     }
-    let view = AcceptedView { id: accepted.id, status: accepted.status, targeted: accepted.targeted };
+    let view = AcceptedView { id: accepted.id, status: accepted.status.to_string(), targeted: accepted.targeted };
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }
 
@@ -342,11 +345,11 @@ async fn wait_for_results(st: &AppState, app_id: &str, id: &str, timeout: Durati
     let deadline = Instant::now() + timeout;
     loop {
         let row = st.store.notification(app_id, id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
-        if row.status == "completed" || row.status == "cancelled" {
+        if row.status.is_final() {
             let results = st.store.delivery_results(id, MAX_WAIT_RESULTS).await?;
             return Ok(Some(ResultsView {
                 id: row.id,
-                status: row.status,
+                status: row.status.to_string(),
                 targeted: row.targeted,
                 results: results
                     .into_iter()
@@ -354,7 +357,7 @@ async fn wait_for_results(st: &AppState, app_id: &str, id: &str, timeout: Durati
                         token: r.device_id.is_none().then_some(r.token),
                         device_id: r.device_id,
                         platform: r.platform,
-                        status: r.status,
+                        status: r.status.to_string(),
                         reason: r.reason,
                     })
                     .collect(),
@@ -471,7 +474,12 @@ fn view(row: NotificationRow) -> NotificationView {
         cancelled: row.cancelled,
     };
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
-    let status = if row.status == "scheduled" && row.send_at <= time::now_ms() { "queued".into() } else { row.status };
+    // A scheduled notification whose time has come is queued, promoted or not.
+    let status = match row.status {
+        NotificationStatus::Scheduled if row.send_at <= time::now_ms() => NotificationStatus::Queued,
+        status => status,
+    }
+    .to_string();
     let mut notification = parse(&row.info);
     if let Some(obj) = notification.as_object_mut() {
         obj.remove("id");

@@ -43,10 +43,10 @@ async fn metrics(State(st): State<AppState>) -> ([(axum::http::HeaderName, &'sta
     // Gauges of shared state are read at scrape time, so they are as fresh as
     // the scrape and cost nothing between scrapes.
     match st.store.queue_depth(crate::domain::time::now_ms()).await {
-        Ok((pending, scheduled, retrying)) => {
-            crate::metrics::queue_depth("pending", pending);
-            crate::metrics::queue_depth("scheduled", scheduled);
-            crate::metrics::queue_depth("retrying", retrying);
+        Ok(depth) => {
+            crate::metrics::queue_depth("pending", depth.pending);
+            crate::metrics::queue_depth("scheduled", depth.scheduled);
+            crate::metrics::queue_depth("retrying", depth.retrying);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the queue depth for metrics"),
     }

@@ -17,7 +17,9 @@ use super::sender::{Job, Prepared, NO_PROVIDER};
 use super::worker::{count_results, final_update, record, Reservation};
 use super::{pause, Delivery};
 use crate::domain::{time::now_ms, Platform, Target};
-use crate::store::{DeadToken, FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow, StoreResult};
+use crate::store::{
+    DeadToken, DeliveryStatus, FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow, Providers, StoreResult,
+};
 
 /// How often old idempotency keys and delivery logs are removed.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -113,7 +115,7 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
     };
     let notification = Arc::new(notification);
     let (providers, app_version) = match d.store.app(&job.app_id).await {
-        Ok(Some(app)) => ((app.apns.is_some(), app.fcm.is_some()), app.updated_at),
+        Ok(Some(app)) => (Providers { apns: app.apns.is_some(), fcm: app.fcm.is_some() }, app.updated_at),
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the app of a fan-out; retrying later");
@@ -227,7 +229,7 @@ struct BatchContext {
     app_id: String,
     notification: Arc<Prepared>,
     app_version: i64,
-    providers: (bool, bool),
+    providers: Providers,
 }
 
 /// Sends one batch and turns its outcomes into delivery rows. Devices of a
@@ -250,10 +252,14 @@ async fn send_batch(
     for device in devices {
         let platform = Platform::parse(&device.platform);
         let unsent = match platform {
-            None => Some(("failed", Some("unknown platform".to_string()))),
-            Some(Platform::Ios) if !ctx.providers.0 => Some(("failed", Some(NO_PROVIDER.to_string()))),
-            Some(Platform::Android) if !ctx.providers.1 => Some(("failed", Some(NO_PROVIDER.to_string()))),
-            _ if retry::expired_before_sending(now, n.expires_at, n.ttl_zero, 0) => Some(("expired", None)),
+            None => Some((DeliveryStatus::Failed, Some("unknown platform".to_string()))),
+            Some(Platform::Ios) if !ctx.providers.apns => Some((DeliveryStatus::Failed, Some(NO_PROVIDER.to_string()))),
+            Some(Platform::Android) if !ctx.providers.fcm => {
+                Some((DeliveryStatus::Failed, Some(NO_PROVIDER.to_string())))
+            }
+            _ if retry::expired_before_sending(now, n.expires_at, n.ttl_zero, 0) => {
+                Some((DeliveryStatus::Expired, None))
+            }
             _ => None,
         };
         match (unsent, platform) {
@@ -268,7 +274,7 @@ async fn send_batch(
                 notification: n.clone(),
             }),
             (unsent, platform) => {
-                let (status, reason) = unsent.unwrap_or(("failed", None));
+                let (status, reason) = unsent.unwrap_or((DeliveryStatus::Failed, None));
                 let name = platform.map_or("unknown", Platform::as_str);
                 rows.push(NewDeliveryRow {
                     update: final_update(0, name, status, reason, now),
@@ -302,7 +308,7 @@ async fn commit(d: &Delivery, job: &FanoutJob, step: &FanoutCommit<'_>, sent: &S
         match d.store.fanout_commit(job, step, &sent.rows, &sent.dead, now_ms()).await {
             Ok(moved) => {
                 count_results(sent.rows.iter().map(|r| &r.update), &sent.dead);
-                if sent.rows.iter().any(|r| r.update.status == "pending") {
+                if sent.rows.iter().any(|r| r.update.status == DeliveryStatus::Pending) {
                     // Retries go through the queue.
                     d.signals.work.notify_one();
                 }

@@ -19,8 +19,7 @@ pub struct Intake {
 impl Intake {
     /// Starts the batch task on the current runtime.
     pub fn start(store: Store) -> Self {
-        // SQLite has one writer: a second batch would only wait for its lock.
-        let in_flight = if store.is_postgres() { 4 } else { 1 };
+        let in_flight = store.write_parallelism();
         Self { batcher: Batcher::spawn(MAX_BATCH, in_flight, move |sends| run(store.clone(), sends)) }
     }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::store::{ClaimedDelivery, Pool, Store};
+use crate::store::{ClaimedDelivery, Store};
 use sender::{Prepared, ProviderSender, Sender};
 pub use worker::Reservation;
 
@@ -75,7 +75,7 @@ impl Delivery {
     /// fires: provider calls in flight finish and are written back, claimed
     /// work not yet started is given back.
     pub fn start(&self, cancel: CancellationToken) {
-        if let Pool::Postgres(_) = self.store.pool() {
+        if self.store.shared_by_instances() {
             // API-only instances announce work too: others do it.
             self.tasks.spawn(announce(self.store.clone(), self.signals.clone(), cancel.clone()));
         }
@@ -85,8 +85,8 @@ impl Delivery {
         self.worker.arm(cancel.clone());
         self.tasks.spawn(self.worker.clone().run(cancel.clone()));
         self.tasks.spawn(fanout::run(self.clone(), cancel.clone()));
-        if let Pool::Postgres(pool) = self.store.pool() {
-            self.tasks.spawn(listen(pool.clone(), self.signals.clone(), cancel));
+        if self.store.shared_by_instances() {
+            self.tasks.spawn(listen(self.store.clone(), self.signals.clone(), cancel));
         }
     }
 
@@ -149,7 +149,7 @@ async fn announce(store: Store, signals: Arc<Signals>, cancel: CancellationToken
             _ = signals.announce_work.notified() => "",
             _ = signals.announce_fanout.notified() => FANOUT,
         };
-        if let Err(e) = store.notify_work(payload).await {
+        if let Err(e) = store.notify(CHANNEL, payload).await {
             // Polling picks the work up anyway.
             tracing::warn!(error = %e, "cannot NOTIFY other instances");
             pause(&cancel, Duration::from_millis(200)).await;
@@ -159,26 +159,22 @@ async fn announce(store: Store, signals: Arc<Signals>, cancel: CancellationToken
 
 /// Turns `NOTIFY pushgate_deliveries` from any instance into local wake-ups.
 /// A lost connection is retried after a pause; polling covers the gap.
-async fn listen(pool: sqlx::PgPool, signals: Arc<Signals>, cancel: CancellationToken) {
+async fn listen(store: Store, signals: Arc<Signals>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(l) => l,
+        let mut listener = match store.listen(CHANNEL).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot connect the LISTEN connection; retrying");
+                tracing::warn!(error = %e, "cannot LISTEN; retrying");
                 pause(&cancel, Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!(error = %e, "cannot LISTEN; retrying");
-            pause(&cancel, Duration::from_secs(1)).await;
-            continue;
-        }
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 msg = listener.recv() => match msg {
-                    Ok(n) if n.payload() == FANOUT => signals.fanout.notify_one(),
+                    Ok(payload) if payload == FANOUT => signals.fanout.notify_one(),
                     Ok(_) => signals.work.notify_one(),
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");

@@ -20,7 +20,9 @@ use super::sender::{Job, Prepared, Sender};
 use super::{pause, Signals};
 use crate::config::Config;
 use crate::domain::{time::now_ms, Platform};
-use crate::store::{ClaimedDelivery, DeadToken, DeliveryUpdate, NotificationRow, Store, StoreResult};
+use crate::store::{
+    ClaimedDelivery, DeadToken, DeliveryStatus, DeliveryUpdate, NotificationRow, NotificationStatus, Store, StoreResult,
+};
 
 /// Parsed notifications kept across batches (a notification's deliveries
 /// span many batches); cleared when it grows past this.
@@ -291,7 +293,7 @@ impl Worker {
         let versions: HashMap<String, i64> = self.store.app_versions(&app_ids).await?.into_iter().collect();
         let to_mark: Vec<String> = notifications
             .iter()
-            .filter(|n| n.status == "queued" || n.status == "scheduled")
+            .filter(|n| matches!(n.status, NotificationStatus::Queued | NotificationStatus::Scheduled))
             .map(|n| n.id.clone())
             .collect();
         if !to_mark.is_empty() {
@@ -299,7 +301,7 @@ impl Worker {
         }
         let mut live: HashMap<String, Arc<Prepared>> = HashMap::new();
         for n in &notifications {
-            if n.status != "cancelled" {
+            if n.status != NotificationStatus::Cancelled {
                 if let Some(p) = self.prepared(n) {
                     live.insert(n.id.clone(), p);
                 }
@@ -309,14 +311,14 @@ impl Worker {
         let mut updates = Vec::new();
         for row in rows {
             let Some(notification) = live.get(&row.notification_id) else {
-                updates.push(final_update(row.id, platform_name(&row.platform), "cancelled", None, now));
+                updates.push(final_update(row.id, platform_name(&row.platform), DeliveryStatus::Cancelled, None, now));
                 continue;
             };
             let Some(&app_version) = versions.get(&row.app_id) else {
                 updates.push(final_update(
                     row.id,
                     platform_name(&row.platform),
-                    "failed",
+                    DeliveryStatus::Failed,
                     Some("the app no longer exists".into()),
                     now,
                 ));
@@ -397,7 +399,7 @@ impl Worker {
             tracing::warn!(error = %e, "cannot give unsent deliveries back; their leases will expire");
         }
         self.signals.done.notify_waiters();
-        if done.updates.iter().any(|u| u.status == "pending") {
+        if done.updates.iter().any(|u| u.status == DeliveryStatus::Pending) {
             // A retry may be due before the idle worker's next poll.
             self.signals.work.notify_one();
         }
@@ -424,8 +426,8 @@ pub(super) fn record(job: &Job, decision: Decision) -> (DeliveryUpdate, Option<D
 pub(super) fn count_results<'a>(updates: impl IntoIterator<Item = &'a DeliveryUpdate>, dead: &[DeadToken]) {
     let mut kinds: HashMap<(&str, &str, Option<&str>), u64> = HashMap::new();
     for u in updates {
-        let reason = if u.status == "delivered" { None } else { u.reason.as_deref() };
-        let outcome = if u.status == "pending" { "retry" } else { u.status };
+        let reason = if u.status == DeliveryStatus::Delivered { None } else { u.reason.as_deref() };
+        let outcome = if u.status == DeliveryStatus::Pending { "retry" } else { u.status.as_str() };
         *kinds.entry((u.platform, outcome, reason)).or_default() += 1;
     }
     for ((platform, outcome, reason), n) in kinds {
@@ -446,11 +448,11 @@ fn job_for(
     updates: &mut Vec<DeliveryUpdate>,
 ) -> Option<Job> {
     let Some(platform) = Platform::parse(&row.platform) else {
-        updates.push(final_update(row.id, "unknown", "failed", Some("unknown platform".into()), now));
+        updates.push(final_update(row.id, "unknown", DeliveryStatus::Failed, Some("unknown platform".into()), now));
         return None;
     };
     if retry::expired_before_sending(now, notification.expires_at, notification.ttl_zero, row.attempts) {
-        updates.push(final_update(row.id, platform.as_str(), "expired", None, now));
+        updates.push(final_update(row.id, platform.as_str(), DeliveryStatus::Expired, None, now));
         return None;
     }
     Some(Job {
@@ -495,7 +497,7 @@ fn log_outcome(job: &Job, decision: &Decision) {
 pub(super) fn final_update(
     id: i64,
     platform: &'static str,
-    status: &'static str,
+    status: DeliveryStatus,
     reason: Option<String>,
     now: i64,
 ) -> DeliveryUpdate {
@@ -517,7 +519,7 @@ fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64) -> 
     let base = DeliveryUpdate {
         id,
         platform,
-        status: "failed",
+        status: DeliveryStatus::Failed,
         inc: 1,
         next_attempt_at: now,
         provider_status: None,
@@ -527,7 +529,7 @@ fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64) -> 
     };
     match decision {
         Decision::Delivered { provider_message_id, status } => DeliveryUpdate {
-            status: "delivered",
+            status: DeliveryStatus::Delivered,
             provider_status: Some(i32::from(status)),
             provider_message_id,
             delivered_at: Some(now),
@@ -537,10 +539,10 @@ fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64) -> 
             DeliveryUpdate { provider_status: status_of(status), reason: Some(reason), ..base }
         }
         Decision::Expired { reason, status } => {
-            DeliveryUpdate { status: "expired", provider_status: status_of(status), reason, ..base }
+            DeliveryUpdate { status: DeliveryStatus::Expired, provider_status: status_of(status), reason, ..base }
         }
         Decision::Retry { at, reason, status } => DeliveryUpdate {
-            status: "pending",
+            status: DeliveryStatus::Pending,
             next_attempt_at: at,
             provider_status: status_of(status),
             reason: Some(reason),

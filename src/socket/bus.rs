@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgListener, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::frames::Outbound;
 use super::{Hub, Target};
+use crate::store::{Listener, Store, StoreResult};
 
 /// The notification channel every instance listens on.
 pub const CHANNEL: &str = "pushgate_socket";
@@ -61,23 +61,22 @@ pub fn encode(origin: &str, app_id: &str, target: &Target, msg: &Outbound, seq: 
     serde_json::to_string(&env).unwrap_or_default()
 }
 
-/// Starts listening; done before the instance serves, so that no client can
-/// connect here before this instance hears the others.
-pub async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+/// Starts listening (None when the store serves one instance); done before
+/// the instance serves, so that no client can connect here before this
+/// instance hears the others.
+pub async fn subscribe(store: &Store) -> StoreResult<Option<Listener>> {
+    store.listen(CHANNEL).await
 }
 
 /// Delivers what other instances publish until `cancel`.
-pub async fn run(mut listener: PgListener, hub: Hub, cancel: CancellationToken) {
+pub async fn run(mut listener: Listener, hub: Hub, cancel: CancellationToken) {
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
             n = listener.recv() => n,
         };
         match received {
-            Ok(n) => match serde_json::from_str::<Envelope>(n.payload()) {
+            Ok(payload) => match serde_json::from_str::<Envelope>(&payload) {
                 Ok(env) => hub.deliver_remote(env).await,
                 Err(e) => tracing::warn!(error = %e, "unreadable socket bus message"),
             },

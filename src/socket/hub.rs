@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +22,7 @@ use super::bus::{self, Envelope};
 use super::registry::{Joined, Registry};
 use super::{frames, SocketConfig, SocketError, Target};
 use crate::domain::{ids::new_id, time::now_ms};
-use crate::store::{ClientPresence, Pool, SocketTarget, Store, StoreError, StoreResult, StoredSocketMessage};
+use crate::store::{ClientPresence, Listener, SocketTarget, Store, StoreError, StoreResult, StoredSocketMessage};
 
 /// How often an instance beats, prunes the replay log and repairs presence.
 const UPKEEP: Duration = Duration::from_secs(10);
@@ -48,7 +47,7 @@ struct Inner {
     instance_id: String,
     /// A presence write failed: rewrite this instance's rows from memory.
     presence_dirty: AtomicBool,
-    listener: Mutex<Option<PgListener>>,
+    listener: Mutex<Option<Listener>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -57,12 +56,11 @@ impl Hub {
     /// listening to the others before anything is served.
     pub async fn new(store: Store, config: SocketConfig) -> StoreResult<Self> {
         let instance_id = new_id();
-        let listener = match store.pool() {
-            Pool::Postgres(p) => {
-                store.socket_heartbeat(&instance_id, now_ms()).await?;
-                Some(bus::subscribe(p).await?)
-            }
-            Pool::Sqlite(_) => None,
+        let listener = if store.shared_by_instances() {
+            store.socket_heartbeat(&instance_id, now_ms()).await?;
+            bus::subscribe(&store).await?
+        } else {
+            None
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -140,7 +138,7 @@ impl Hub {
             id: joined.id,
             counted: false,
         };
-        if self.inner.store.is_postgres() {
+        if self.inner.store.shared_by_instances() {
             self.inner.store.socket_presence_add(&self.inner.instance_id, app_id, client_id, user_id, 1).await?;
             reg.counted = true;
         }
@@ -199,7 +197,7 @@ impl Hub {
     /// Connected clients of `app_id` after client id `after`: on Postgres
     /// across every live instance, on SQLite this one.
     pub async fn clients(&self, app_id: &str, after: Option<&str>, limit: i64) -> StoreResult<Vec<ClientPresence>> {
-        if self.inner.store.is_postgres() {
+        if self.inner.store.shared_by_instances() {
             self.inner.store.socket_clients(app_id, after, limit, alive_since()).await
         } else {
             Ok(self.inner.registry.clients(app_id, after, usize::try_from(limit).unwrap_or(0)))
@@ -224,7 +222,7 @@ impl Hub {
         if let Err(e) = inner.store.prune_socket_messages(now.saturating_sub(window)).await {
             tracing::warn!(error = %e, "cannot prune socket messages");
         }
-        if !inner.store.is_postgres() {
+        if !inner.store.shared_by_instances() {
             return;
         }
         let beat = async {

@@ -1,6 +1,7 @@
 //! Apps and their provider credentials.
 
-use super::{on_pool, Store, StoreResult};
+use super::sql::on_pool;
+use super::{Store, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms};
 
 /// A stored app. Credentials are JSON text and never leave the server.

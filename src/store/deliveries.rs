@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
-use super::notifications::{complete_sql, Dialect};
-use super::{on_pool, BeginWrite, Pool, Store, StoreResult};
+use super::notifications::complete_sql;
+use super::sql::{on_pool, BeginWrite, Dialect, Pool, Sql};
+use super::{DeliveryStatus, Store, StoreResult};
 
 /// A delivery taken by a worker.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -22,8 +23,8 @@ pub struct ClaimedDelivery {
     pub token: String,
     /// Attempts made before this one.
     pub attempts: i32,
-    /// `pending`; a delivery born `failed` (no provider) is never sent.
-    pub status: String,
+    /// `Pending`; a delivery born `Failed` (no provider) is never sent.
+    pub status: DeliveryStatus,
 }
 
 /// The result of one attempt, written back in batches.
@@ -31,9 +32,9 @@ pub struct ClaimedDelivery {
 pub struct DeliveryUpdate {
     /// Delivery id.
     pub id: i64,
-    /// New status (`pending` for a retry).
+    /// New status (`Pending` for a retry).
     #[serde(rename = "next_status")]
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     /// 1 when a provider call was made, else 0.
     pub inc: i32,
     /// Next attempt (ms), for a retry.
@@ -92,8 +93,8 @@ pub struct DeliveryRow {
     pub device_id: Option<String>,
     /// `ios` / `android`.
     pub platform: String,
-    /// pending | delivered | failed | expired | cancelled.
-    pub status: String,
+    /// Where it is.
+    pub status: DeliveryStatus,
     /// Provider calls made.
     pub attempts: i32,
     /// Next attempt (ms), while pending.
@@ -112,6 +113,17 @@ pub struct DeliveryRow {
     pub delivered_at: Option<i64>,
 }
 
+/// Deliveries waiting (all `pending` in the table), by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Never tried, and due (or in flight).
+    pub pending: i64,
+    /// Never tried, not yet due.
+    pub scheduled: i64,
+    /// Tried before, waiting for a retry.
+    pub retrying: i64,
+}
+
 /// Filters of `GET /v1/deliveries`.
 #[derive(Clone, Debug, Default)]
 pub struct DeliveryFilter {
@@ -124,7 +136,7 @@ pub struct DeliveryFilter {
     /// Only devices of this user.
     pub user_id: Option<String>,
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     /// Only this platform.
     pub platform: Option<String>,
     /// Created at or after (ms).
@@ -187,25 +199,20 @@ pub(crate) struct Tally {
 impl Tally {
     /// Tallies `(notification_id, new status)` pairs, sorted by id so that
     /// concurrent write-backs lock notifications in one order.
-    pub(crate) fn of<'a>(changed: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<Tally> {
+    pub(crate) fn of<'a>(changed: impl IntoIterator<Item = (&'a str, DeliveryStatus)>) -> Vec<Tally> {
         let mut by_id: std::collections::BTreeMap<&str, Tally> = std::collections::BTreeMap::new();
         for (id, status) in changed {
             let t = by_id.entry(id).or_insert_with(|| Tally { notification_id: id.to_string(), ..Tally::default() });
             match status {
-                "delivered" => t.delivered += 1,
-                "failed" => t.failed += 1,
-                "expired" => t.expired += 1,
-                "cancelled" => t.cancelled += 1,
-                _ => {}
+                DeliveryStatus::Delivered => t.delivered += 1,
+                DeliveryStatus::Failed => t.failed += 1,
+                DeliveryStatus::Expired => t.expired += 1,
+                DeliveryStatus::Cancelled => t.cancelled += 1,
+                DeliveryStatus::Pending => {}
             }
         }
         by_id.into_values().filter(|t| t.delivered + t.failed + t.expired + t.cancelled > 0).collect()
     }
-}
-
-enum Arg {
-    Text(String),
-    Int(i64),
 }
 
 impl Store {
@@ -216,7 +223,7 @@ impl Store {
     /// another instance is claiming (`FOR UPDATE SKIP LOCKED`); SQLite has
     /// one writer.
     pub async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
-        let lock = if self.is_postgres() { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let lock = self.dialect().skip_locked();
         let sql = format!(
             "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
@@ -231,7 +238,7 @@ impl Store {
         let sql = format!(
             "UPDATE notifications SET status = 'sending', updated_at = $1 WHERE status IN ('scheduled', 'queued') \
              AND {}",
-            Dialect::of(self.pool()).in_strings("id", 2)
+            self.dialect().in_strings("id", 2)
         );
         let ids = serde_json::to_string(ids)?;
         on_pool!(self.pool(), p => sqlx::query(&sql).bind(now).bind(&ids).execute(p).await?.rows_affected());
@@ -256,7 +263,7 @@ impl Store {
         dead: &[DeadToken],
         now: i64,
     ) -> StoreResult<Vec<String>> {
-        let d = Dialect::of(self.pool());
+        let d = self.dialect();
         let results = d.json_records(1, &[&[("id", "bigint")], RESULT_COLUMNS].concat());
         let update_deliveries = format!(
             "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
@@ -295,9 +302,9 @@ impl Store {
                 let shared = ResultSql::new(&d, 1, 1, 2);
                 let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
                 let mut tx = p.begin_write().await?;
-                let changed: Vec<(String, String)> =
+                let changed: Vec<(String, DeliveryStatus)> =
                     sqlx::query_as(&update_deliveries).bind(&updates_json).bind(now).fetch_all(&mut *tx).await?;
-                let tallies = Tally::of(changed.iter().map(|(id, status)| (id.as_str(), status.as_str())));
+                let tallies = Tally::of(changed.iter().map(|(id, status)| (id.as_str(), *status)));
                 let mut completed = Vec::new();
                 if !tallies.is_empty() {
                     sqlx::query(&shared.count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;
@@ -325,7 +332,7 @@ impl Store {
         }
         let sql = format!(
             "UPDATE deliveries SET lease_until = NULL, next_attempt_at = $1 WHERE status = 'pending' AND {}",
-            Dialect::of(self.pool()).in_ints("id", 2)
+            self.dialect().in_ints("id", 2)
         );
         let ids = serde_json::to_string(ids)?;
         on_pool!(self.pool(), p => sqlx::query(&sql).bind(now).bind(&ids).execute(p).await?.rows_affected());
@@ -339,73 +346,59 @@ impl Store {
         ).fetch_one(p).await?))
     }
 
-    /// Deliveries waiting, as `(pending, scheduled, retrying)`: never tried
-    /// and due (or in flight), never tried and not yet due, tried before.
-    pub async fn queue_depth(&self, now: i64) -> StoreResult<(i64, i64, i64)> {
+    /// Deliveries waiting, by kind.
+    pub async fn queue_depth(&self, now: i64) -> StoreResult<QueueDepth> {
         let (all, scheduled, retrying): (i64, i64, i64) = on_pool!(self.pool(), p => sqlx::query_as(
             "SELECT COUNT(*), \
              COALESCE(SUM(CASE WHEN attempts = 0 AND lease_until IS NULL AND next_attempt_at > $1 THEN 1 ELSE 0 END), 0), \
              COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) \
              FROM deliveries WHERE status = 'pending'"
         ).bind(now).fetch_one(p).await?);
-        Ok((all - scheduled - retrying, scheduled, retrying))
+        Ok(QueueDepth { pending: all - scheduled - retrying, scheduled, retrying })
     }
 
     /// `updated_at` of apps, which versions their credentials.
     pub async fn app_versions(&self, ids: &[String]) -> StoreResult<Vec<(String, i64)>> {
-        let sql = format!("SELECT id, updated_at FROM apps WHERE {}", Dialect::of(self.pool()).in_strings("id", 1));
+        let sql = format!("SELECT id, updated_at FROM apps WHERE {}", self.dialect().in_strings("id", 1));
         let ids = serde_json::to_string(ids)?;
         Ok(on_pool!(self.pool(), p => sqlx::query_as(&sql).bind(&ids).fetch_all(p).await?))
     }
 
     /// The delivery log, newest first, `limit` rows.
     pub async fn list_deliveries(&self, f: &DeliveryFilter, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
-        let mut sql = String::from(
+        let mut q = Sql::new(
             "SELECT id, app_id, notification_id, device_id, platform, status, attempts, next_attempt_at, \
              provider_status, reason, provider_message_id, created_at, updated_at, delivered_at FROM deliveries WHERE 1 = 1",
         );
-        let mut args: Vec<Arg> = Vec::new();
-        let mut push = |sql: &mut String, cond: &str, arg: Arg| {
-            args.push(arg);
-            sql.push_str(&cond.replace("$?", &format!("${}", args.len())));
-        };
+        // Only the filters given become conditions, so each query can use its index.
         if let Some(v) = &f.app_id {
-            push(&mut sql, " AND app_id = $?", Arg::Text(v.clone()));
+            q.push(" AND app_id = ").push_bind(v);
         }
         if let Some(v) = &f.notification_id {
-            push(&mut sql, " AND notification_id = $?", Arg::Text(v.clone()));
+            q.push(" AND notification_id = ").push_bind(v);
         }
         if let Some(v) = &f.device_id {
-            push(&mut sql, " AND device_id = $?", Arg::Text(v.clone()));
+            q.push(" AND device_id = ").push_bind(v);
         }
         if let Some(v) = &f.user_id {
-            push(&mut sql, " AND device_id IN (SELECT u.id FROM devices u WHERE u.user_id = $?)", Arg::Text(v.clone()));
+            q.push(" AND device_id IN (SELECT u.id FROM devices u WHERE u.user_id = ").push_bind(v).push(")");
         }
-        if let Some(v) = &f.status {
-            push(&mut sql, " AND status = $?", Arg::Text(v.clone()));
+        if let Some(v) = f.status {
+            q.push(" AND status = ").push_bind(v.as_str());
         }
         if let Some(v) = &f.platform {
-            push(&mut sql, " AND platform = $?", Arg::Text(v.clone()));
+            q.push(" AND platform = ").push_bind(v);
         }
         if let Some(v) = f.since {
-            push(&mut sql, " AND created_at >= $?", Arg::Int(v));
+            q.push(" AND created_at >= ").push_bind(v);
         }
         if let Some(v) = f.until {
-            push(&mut sql, " AND created_at < $?", Arg::Int(v));
+            q.push(" AND created_at < ").push_bind(v);
         }
         if let Some(v) = f.before_id {
-            push(&mut sql, " AND id < $?", Arg::Int(v));
+            q.push(" AND id < ").push_bind(v);
         }
-        push(&mut sql, " ORDER BY id DESC LIMIT $?", Arg::Int(limit));
-        Ok(on_pool!(self.pool(), p => {
-            let mut q = sqlx::query_as::<_, DeliveryRow>(&sql);
-            for arg in &args {
-                q = match arg {
-                    Arg::Text(s) => q.bind(s.as_str()),
-                    Arg::Int(i) => q.bind(*i),
-                };
-            }
-            q.fetch_all(p).await?
-        }))
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+        Ok(on_pool!(self.pool(), p => q.query_as::<_, DeliveryRow>().fetch_all(p).await?))
     }
 }

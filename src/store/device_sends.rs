@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::notifications::{Accepted, Dialect};
-use super::{on_pool, BeginWrite, ClaimedDelivery, Pool, Store, StoreResult};
+use super::notifications::{Accepted, Providers};
+use super::sql::{on_pool, BeginWrite, Pool};
+use super::{ClaimedDelivery, NotificationStatus, Store, StoreResult};
 use crate::domain::Target;
 
 /// One single-device send, due now.
@@ -32,13 +33,23 @@ pub struct NewDeviceSend {
 /// What became of one send of a batch.
 #[derive(Debug)]
 pub enum DeviceSendResult {
-    /// Stored and committed, with its delivery when born claimed, and the
-    /// app's credentials version (`updated_at`) to send it with.
-    Accepted(Accepted, Option<ClaimedDelivery>, i64),
+    /// Stored and committed.
+    Accepted(AcceptedSend),
     /// No such device in the app.
     NotFound,
     /// The app has no credentials for the device's platform.
     NoProvider(String),
+}
+
+/// A single-device send stored and committed.
+#[derive(Debug)]
+pub struct AcceptedSend {
+    /// The first answer to the send.
+    pub accepted: Accepted,
+    /// Its delivery, when born claimed (see [`NewDeviceSend::lease_until`]).
+    pub delivery: Option<ClaimedDelivery>,
+    /// The app's credentials version (`updated_at`) to send it with.
+    pub app_version: i64,
 }
 
 /// A targeted device with what its app can send to it.
@@ -61,7 +72,7 @@ struct DeviceLookup {
 struct NotificationRecord<'a> {
     id: &'a str,
     app_id: &'a str,
-    status: &'static str,
+    status: NotificationStatus,
     target: String,
     info: &'a str,
     options: &'a str,
@@ -89,7 +100,7 @@ impl Store {
     /// socket work as a tenth of the gateway's CPU), on SQLite, whose
     /// statements cost no round trip, a transaction of two.
     pub async fn create_device_sends(&self, sends: &[NewDeviceSend], now: i64) -> StoreResult<Vec<DeviceSendResult>> {
-        let d = Dialect::of(self.pool());
+        let d = self.dialect();
         let device_ids: Vec<&str> = sends.iter().map(|s| s.device_id.as_str()).collect();
         let devices_sql = format!(
             "SELECT d.id, d.app_id, d.platform, d.token, d.active, a.apns IS NOT NULL AS apns, \
@@ -119,7 +130,7 @@ impl Store {
         );
         // Postgres takes both inserts as one statement: deliveries are `$3`.
         let deliveries = d.json_records(
-            if self.is_postgres() { 3 } else { 1 },
+            if matches!(self.pool(), Pool::Postgres(_)) { 3 } else { 1 },
             &[
                 ("app_id", "text"),
                 ("notification_id", "text"),
@@ -152,17 +163,13 @@ impl Store {
                 continue;
             };
             let app_version = device.app_version;
-            let has_provider = match device.platform.as_str() {
-                "ios" => device.apns,
-                "android" => device.fcm,
-                _ => false,
-            };
+            let has_provider = Providers { apns: device.apns, fcm: device.fcm }.reach(&device.platform);
             if device.active && !has_provider {
                 results.push(DeviceSendResult::NoProvider(device.platform.clone()));
                 continue;
             }
             let targeted = i64::from(device.active);
-            let status = if device.active { "queued" } else { "completed" };
+            let status = if device.active { NotificationStatus::Queued } else { NotificationStatus::Completed };
             notification_rows.push(NotificationRecord {
                 id: &s.id,
                 app_id: &s.app_id,
@@ -185,8 +192,8 @@ impl Store {
                     lease_until: s.lease_until,
                 });
             }
-            let accepted = Accepted { id: s.id.clone(), status: status.to_string(), targeted };
-            results.push(DeviceSendResult::Accepted(accepted, None, app_version));
+            let accepted = Accepted { id: s.id.clone(), status, targeted };
+            results.push(DeviceSendResult::Accepted(AcceptedSend { accepted, delivery: None, app_version }));
         }
         if notification_rows.is_empty() {
             return Ok(results);
@@ -216,9 +223,9 @@ impl Store {
         let mut born: HashMap<String, ClaimedDelivery> =
             born.into_iter().map(|r| (r.notification_id.clone(), r)).collect();
         for (r, s) in results.iter_mut().zip(sends) {
-            if let DeviceSendResult::Accepted(_, delivery, _) = r {
+            if let DeviceSendResult::Accepted(sent) = r {
                 if s.lease_until.is_some() {
-                    *delivery = born.remove(&s.id);
+                    sent.delivery = born.remove(&s.id);
                 }
             }
         }

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{on_pool, BeginWrite, Store, StoreError, StoreResult};
+use super::sql::{on_pool, BeginWrite, Sql};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms, Platform};
 
 /// A stored device, with its group names (what the API shows, and what
@@ -198,34 +199,29 @@ fn insert_groups_sql(n: usize) -> String {
 }
 
 /// A device list query: the filters given, newest first, after the cursor.
-fn list_sql(filter: &DeviceFilter<'_>, after: Option<&str>) -> (String, Vec<String>) {
-    let mut sql = format!("{DEVICE_SELECT} WHERE d.app_id = $1");
-    let mut args = Vec::new();
+fn list_sql(app_id: &str, filter: &DeviceFilter<'_>, after: Option<&str>, limit: i64) -> Sql {
+    let mut q = Sql::new(DEVICE_SELECT);
+    q.push(" WHERE d.app_id = ").push_bind(app_id);
     // Only the filters given become conditions, so each query can use its index.
-    let mut and = |condition: &str, value: &str| {
-        args.push(value.to_string());
-        let _ = write!(sql, " AND {}", condition.replace("{}", &format!("${}", args.len() + 1)));
-    };
     if let Some(id) = after {
-        and("d.id < {}", id);
+        q.push(" AND d.id < ").push_bind(id);
     }
     if let Some(user_id) = filter.user_id {
-        and("d.user_id = {}", user_id);
+        q.push(" AND d.user_id = ").push_bind(user_id);
     }
     if let Some(platform) = filter.platform {
-        and("d.platform = {}", platform.as_str());
+        q.push(" AND d.platform = ").push_bind(platform.as_str());
     }
     if let Some(group) = filter.group {
-        and(
-            "EXISTS (SELECT 1 FROM device_groups m WHERE m.app_id = d.app_id AND m.name = {} AND m.device_id = d.id)",
-            group,
-        );
+        q.push(" AND EXISTS (SELECT 1 FROM device_groups m WHERE m.app_id = d.app_id AND m.name = ")
+            .push_bind(group)
+            .push(" AND m.device_id = d.id)");
     }
     if let Some(active) = filter.active {
-        sql.push_str(if active { " AND d.active" } else { " AND NOT d.active" });
+        q.push(if active { " AND d.active" } else { " AND NOT d.active" });
     }
-    let _ = write!(sql, " ORDER BY d.id DESC LIMIT ${}", args.len() + 2);
-    (sql, args)
+    q.push(" ORDER BY d.id DESC LIMIT ").push_bind(limit);
+    q
 }
 
 /// `Some(v)` → `(true, v)`: a field a PATCH sets (possibly to null).
@@ -297,14 +293,8 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<DeviceRow>> {
-        let (sql, args) = list_sql(filter, after);
-        Ok(on_pool!(self.pool(), p => {
-            let mut query = sqlx::query_as::<_, DeviceRow>(&sql).bind(app_id);
-            for arg in &args {
-                query = query.bind(arg);
-            }
-            query.bind(limit).fetch_all(p).await?
-        }))
+        let q = list_sql(app_id, filter, after, limit);
+        Ok(on_pool!(self.pool(), p => q.query_as::<_, DeviceRow>().fetch_all(p).await?))
     }
 
     /// Applies a PATCH; None when the app has no such device. A new token
@@ -385,6 +375,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sql::Arg;
     use super::*;
 
     #[test]
@@ -397,19 +388,24 @@ mod tests {
 
     #[test]
     fn list_queries_only_filter_what_is_given() {
-        let (sql, args) = list_sql(&DeviceFilter::default(), None);
+        let q = list_sql("app", &DeviceFilter::default(), None, 50);
+        let sql = q.text();
         assert!(sql.ends_with("WHERE d.app_id = $1 ORDER BY d.id DESC LIMIT $2"), "{sql}");
-        assert!(args.is_empty());
+        assert_eq!(q.args(), [Arg::from("app"), Arg::Int(50)]);
 
         let filter =
             DeviceFilter { user_id: Some("u"), platform: Some(Platform::Ios), active: Some(false), group: None };
-        let (sql, args) = list_sql(&filter, Some("c"));
+        let q = list_sql("app", &filter, Some("c"), 50);
+        let sql = q.text();
         assert!(
             sql.ends_with(
                 "d.app_id = $1 AND d.id < $2 AND d.user_id = $3 AND d.platform = $4 AND NOT d.active ORDER BY d.id DESC LIMIT $5"
             ),
             "{sql}"
         );
-        assert_eq!(args, ["c", "u", "ios"]);
+        assert_eq!(
+            q.args(),
+            ["app", "c", "u", "ios"].map(Arg::from).into_iter().chain([Arg::Int(50)]).collect::<Vec<_>>()
+        );
     }
 }

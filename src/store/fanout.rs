@@ -8,8 +8,9 @@
 use serde::Serialize;
 
 use super::deliveries::{ResultSql, Tally, RESULT_COLUMNS};
-use super::notifications::{fanout_param, fanout_source, Dialect};
-use super::{on_pool, BeginWrite, DeadToken, DeliveryUpdate, Pool, Store, StoreResult};
+use super::notifications::{fanout_param, fanout_source};
+use super::sql::{on_pool, BeginWrite, Pool};
+use super::{DeadToken, DeliveryUpdate, Store, StoreResult};
 use crate::domain::Target;
 
 /// A notification whose target still needs expanding.
@@ -75,7 +76,7 @@ pub struct NewDeliveryRow {
 impl Store {
     /// Takes one due notification to fan out, leased until `lease_until`.
     pub async fn claim_fanout(&self, now: i64, lease_until: i64) -> StoreResult<Option<FanoutJob>> {
-        let lock = if self.is_postgres() { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let lock = self.dialect().skip_locked();
         let sql = format!(
             "UPDATE notifications SET fanout_lease_until = $2 WHERE id = (SELECT id FROM notifications \
              WHERE fanout_done = FALSE AND status IN ('scheduled', 'queued', 'sending') AND send_at <= $1 \
@@ -95,7 +96,7 @@ impl Store {
         cursor: &str,
         batch: i64,
     ) -> StoreResult<Vec<FanoutDevice>> {
-        let d = Dialect::of(self.pool());
+        let d = self.dialect();
         let (source, key) = fanout_source(target, &d, 4);
         let param = fanout_param(target)?;
         // Nothing more once the notification is cancelled.
@@ -122,7 +123,7 @@ impl Store {
         dead: &[DeadToken],
         now: i64,
     ) -> StoreResult<bool> {
-        let d = Dialect::of(self.pool());
+        let d = self.dialect();
         // `$1` id, `$2` to, `$3` count, `$4` done, `$5` now, `$6` from, `$7` lease.
         let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
@@ -205,14 +206,6 @@ impl Store {
     pub async fn release_fanout(&self, id: &str) -> StoreResult<()> {
         on_pool!(self.pool(), p => sqlx::query("UPDATE notifications SET fanout_lease_until = NULL WHERE id = $1")
             .bind(id).execute(p).await?.rows_affected());
-        Ok(())
-    }
-
-    /// Tells other instances (Postgres) that work is waiting; sent after commit.
-    pub async fn notify_work(&self, what: &str) -> StoreResult<()> {
-        if let Pool::Postgres(p) = self.pool() {
-            sqlx::query("SELECT pg_notify('pushgate_deliveries', $1)").bind(what).execute(p).await?;
-        }
         Ok(())
     }
 }

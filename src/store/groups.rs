@@ -2,7 +2,8 @@
 //! members; membership rows are shared with the device's `groups` field.
 //! Members are listed with [`Store::list_devices`] and a group filter.
 
-use super::{on_pool, BeginWrite, Store, StoreResult};
+use super::sql::{on_pool, BeginWrite};
+use super::{Store, StoreResult};
 use crate::domain::time::now_ms;
 
 /// A group and its member counts.

@@ -4,7 +4,8 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::{on_pool, Store, StoreResult};
+use super::sql::on_pool;
+use super::{Store, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms};
 
 /// What a key may do (API.md, Keys and apps).

@@ -1,6 +1,8 @@
 //! The store: one interface over Postgres (production, scale-out) and SQLite
-//! (embedded default). Both share schema shape and most SQL text; where the
-//! dialects differ a query matches on [`Pool`] explicitly.
+//! (embedded default). Both share schema shape and SQL text; the dialect
+//! lives in `sql.rs`, and the pool never leaves the store: the rest of the
+//! gateway asks for capabilities ([`Store::listen`],
+//! [`Store::write_parallelism`], [`Store::shared_by_instances`]).
 
 mod apps;
 mod deliveries;
@@ -12,23 +14,28 @@ mod keys;
 mod notifications;
 mod registrations;
 mod socket;
+mod sql;
+mod status;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use apps::{AppRow, NewApp};
-pub use deliveries::{ClaimedDelivery, DeadToken, DeliveryFilter, DeliveryRow, DeliveryUpdate};
-pub use device_sends::{DeviceSendResult, NewDeviceSend};
+pub use deliveries::{ClaimedDelivery, DeadToken, DeliveryFilter, DeliveryRow, DeliveryUpdate, QueueDepth};
+pub use device_sends::{AcceptedSend, DeviceSendResult, NewDeviceSend};
 pub use devices::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
 pub use fanout::{FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow};
 pub use groups::GroupRow;
 pub use keys::{generate_key, hash_key, KeyKind, KeyRow};
-pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, NotificationRow};
+pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, NotificationRow, Providers};
 pub use registrations::Registration;
 pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};
+pub use status::{DeliveryStatus, NotificationStatus, UnknownStatus};
+
+use sql::{on_pool, Dialect, Pool};
 
 /// Errors of the store, classified so the API can answer 503 vs 404 vs 409.
 #[derive(Debug, thiserror::Error)]
@@ -88,59 +95,6 @@ impl From<sqlx::Error> for StoreError {
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// Which database the store runs on.
-#[derive(Clone, Debug)]
-pub enum Pool {
-    /// PostgreSQL: several gateway instances may share it.
-    Postgres(PgPool),
-    /// SQLite: one instance, one writer.
-    Sqlite(SqlitePool),
-}
-
-/// Runs the same query text on whichever pool the store holds. The body is
-/// type-checked once per driver, so binds and row types must suit both.
-macro_rules! on_pool {
-    ($pool:expr, $p:ident => $body:expr) => {
-        match $pool {
-            $crate::store::Pool::Postgres($p) => $body,
-            $crate::store::Pool::Sqlite($p) => $body,
-        }
-    };
-}
-pub(crate) use on_pool;
-
-/// Starting a transaction that will write.
-pub(crate) trait BeginWrite {
-    /// The driver of the transaction.
-    type Db: sqlx::Database;
-    /// Begins a write transaction.
-    fn begin_write(
-        &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
-}
-
-impl BeginWrite for PgPool {
-    type Db = sqlx::Postgres;
-    fn begin_write(
-        &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
-        self.begin()
-    }
-}
-
-impl BeginWrite for SqlitePool {
-    type Db = sqlx::Sqlite;
-    /// `BEGIN IMMEDIATE` takes the write lock at once: a deferred transaction
-    /// that reads and then writes can meet another writer mid-way, and SQLite
-    /// answers that lock upgrade with SQLITE_BUSY at once, whatever the busy
-    /// timeout. Waiting for the lock up front is what the timeout covers.
-    fn begin_write(
-        &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
-        self.begin_with("BEGIN IMMEDIATE")
-    }
-}
 
 /// Whether TLS to Postgres would protect nothing: the server is on this
 /// host (loopback or a Unix socket) and neither the URL nor `PGSSLMODE`
@@ -218,14 +172,42 @@ impl Store {
         Ok(applied >= expected)
     }
 
-    /// The pool, for dialect-specific queries in the store's modules.
-    pub fn pool(&self) -> &Pool {
+    /// The pool, for the store's modules.
+    fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// True on Postgres (several instances may share the work).
-    pub fn is_postgres(&self) -> bool {
+    /// The dialect of the pool, for the store's modules.
+    fn dialect(&self) -> Dialect {
+        Dialect::of(&self.pool)
+    }
+
+    /// True when several gateway instances may share this store (Postgres):
+    /// wake-ups and socket presence must then cross instances. SQLite serves
+    /// one instance, whose memory is the whole truth.
+    pub fn shared_by_instances(&self) -> bool {
         matches!(self.pool, Pool::Postgres(_))
+    }
+
+    /// How many batched writes are worth running at once. SQLite has one
+    /// writer: a second batch would only wait for its lock. On Postgres a few
+    /// overlap, so one batch's commit does not idle the next.
+    pub fn write_parallelism(&self) -> usize {
+        match self.pool {
+            Pool::Postgres(_) => 4,
+            Pool::Sqlite(_) => 1,
+        }
+    }
+
+    /// Listens to `channel` (Postgres `LISTEN`) on a connection of its own;
+    /// `None` when this store has no notifications between instances
+    /// (SQLite). A notification published with [`notify`](Self::notify) by
+    /// any instance arrives at every listener.
+    pub async fn listen(&self, channel: &str) -> StoreResult<Option<Listener>> {
+        let Pool::Postgres(p) = &self.pool else { return Ok(None) };
+        let mut listener = sqlx::postgres::PgListener::connect_with(p).await?;
+        listener.listen(channel).await?;
+        Ok(Some(Listener(listener)))
     }
 
     /// Reads a setting (e.g. the admin key's hash).
@@ -247,6 +229,23 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         on_pool!(&self.pool, p => p.close().await)
+    }
+}
+
+/// A `LISTEN` connection (see [`Store::listen`]).
+pub struct Listener(sqlx::postgres::PgListener);
+
+impl Listener {
+    /// The payload of the next notification. An error means the connection
+    /// was lost; the next call reconnects (and misses what came meanwhile).
+    pub async fn recv(&mut self) -> StoreResult<String> {
+        Ok(self.0.recv().await?.payload().to_string())
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
     }
 }
 

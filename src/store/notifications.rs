@@ -1,7 +1,8 @@
 //! Notifications: created durably with their target (and, for explicit
 //! targets, their deliveries) in one transaction; read, cancelled, completed.
 
-use super::{on_pool, BeginWrite, ClaimedDelivery, Pool, Store, StoreError, StoreResult};
+use super::sql::{on_pool, BeginWrite, Dialect};
+use super::{ClaimedDelivery, DeliveryStatus, NotificationStatus, Store, StoreError, StoreResult};
 use crate::domain::Target;
 
 /// A stored notification.
@@ -11,8 +12,8 @@ pub struct NotificationRow {
     pub id: String,
     /// Owning app.
     pub app_id: String,
-    /// scheduled | queued | sending | completed | cancelled.
-    pub status: String,
+    /// Where it is.
+    pub status: NotificationStatus,
     /// JSON of the target.
     pub target: String,
     /// JSON NotificationInfo.
@@ -81,8 +82,8 @@ pub struct NewNotification<'a> {
     pub send_at: i64,
     /// End of the TTL (ms).
     pub expires_at: Option<i64>,
-    /// Which providers the app has credentials for: (APNs, FCM).
-    pub providers: (bool, bool),
+    /// Which providers the app has credentials for.
+    pub providers: Providers,
     /// `Idempotency-Key` and the hash of the request.
     pub idempotency: Option<(&'a str, &'a str)>,
     /// Deliveries of an explicit target due now are born claimed until then.
@@ -97,9 +98,29 @@ pub struct Accepted {
     /// Notification id.
     pub id: String,
     /// `queued`, `scheduled` or (nothing to send) `completed`.
-    pub status: String,
+    pub status: NotificationStatus,
     /// Devices targeted.
     pub targeted: i64,
+}
+
+/// Which providers an app has credentials for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// APNs (iOS).
+    pub apns: bool,
+    /// FCM (Android).
+    pub fcm: bool,
+}
+
+impl Providers {
+    /// Whether a device of `platform` (its stored name) can be sent to.
+    pub fn reach(self, platform: &str) -> bool {
+        match platform {
+            "ios" => self.apns,
+            "android" => self.fcm,
+            _ => false,
+        }
+    }
 }
 
 /// What became of a create.
@@ -120,55 +141,6 @@ pub enum Created {
 
 /// Idempotency keys are remembered this long.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
-
-/// SQL fragments that differ between the dialects.
-pub(crate) struct Dialect {
-    pg: bool,
-}
-
-impl Dialect {
-    pub(crate) fn of(pool: &Pool) -> Self {
-        Self { pg: matches!(pool, Pool::Postgres(_)) }
-    }
-
-    /// `col` is one of the strings of the JSON array in parameter `$n`.
-    /// Postgres gets `= ANY(ARRAY(…))`, which looks each up by index; an
-    /// `IN (SELECT …)` semi-join may scan the whole app instead.
-    pub(crate) fn in_strings(&self, col: &str, n: usize) -> String {
-        if self.pg {
-            format!("{col} = ANY(ARRAY(SELECT json_array_elements_text(${n}::json)))")
-        } else {
-            format!("{col} IN (SELECT value FROM json_each(${n}))")
-        }
-    }
-
-    /// `col` is one of the integers of the JSON array in parameter `$n`.
-    pub(crate) fn in_ints(&self, col: &str, n: usize) -> String {
-        if self.pg {
-            format!("{col} = ANY(ARRAY(SELECT json_array_elements_text(${n}::json)::bigint))")
-        } else {
-            format!("{col} IN (SELECT value FROM json_each(${n}))")
-        }
-    }
-
-    /// A row source `v(columns…)` from the JSON array of objects in `$n`;
-    /// each column is `(name, Postgres type)`.
-    pub(crate) fn json_records(&self, n: usize, columns: &[(&str, &str)]) -> String {
-        self.json_records_as(n, columns, "v")
-    }
-
-    /// [`json_records`](Self::json_records) named `alias`.
-    pub(crate) fn json_records_as(&self, n: usize, columns: &[(&str, &str)], alias: &str) -> String {
-        if self.pg {
-            let cols: Vec<String> = columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect();
-            format!("json_to_recordset(${n}::json) AS {alias}({})", cols.join(", "))
-        } else {
-            let cols: Vec<String> =
-                columns.iter().map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}")).collect();
-            format!("(SELECT {} FROM json_each(${n})) AS {alias}", cols.join(", "))
-        }
-    }
-}
 
 /// `status, reason` of a new delivery of platform `col`: failed with
 /// `no_provider` when the app has no credentials for it (`$a`, `$f` are the
@@ -206,14 +178,6 @@ pub(crate) fn fanout_param(target: &Target) -> StoreResult<Option<String>> {
         Target::UserIds(ids) => Some(serde_json::to_string(ids)?),
         _ => None,
     })
-}
-
-fn platform_has_provider(platform: &str, providers: (bool, bool)) -> bool {
-    match platform {
-        "ios" => providers.0,
-        "android" => providers.1,
-        _ => false,
-    }
 }
 
 /// The statements of an explicit target (`device_ids`, `tokens`): the
@@ -275,9 +239,9 @@ impl Store {
     /// not committed. With `lease_until`, the deliveries of an explicit target
     /// are born claimed by the caller, who sends them without a claim.
     pub async fn create_notification(&self, n: &NewNotification<'_>) -> StoreResult<Created> {
-        let d = Dialect::of(self.pool());
+        let d = self.dialect();
         let target_json = serde_json::to_string(n.target)?;
-        let status = if n.send_at > n.now { "scheduled" } else { "queued" };
+        let status = if n.send_at > n.now { NotificationStatus::Scheduled } else { NotificationStatus::Queued };
         let claim_key = "INSERT INTO idempotency_keys (app_id, key, request_hash, notification_id, response, created_at) \
              VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (app_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
              notification_id = excluded.notification_id, response = excluded.response, created_at = excluded.created_at \
@@ -290,7 +254,7 @@ impl Store {
              expires_at, fanout_done, fanned_out, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $10, $7, $8, FALSE, 0, $9, $9)";
         let count_source = format!("SELECT d.platform, COUNT(*) {source} GROUP BY d.platform");
-        let lease = n.lease_until.filter(|_| status == "queued");
+        let lease = n.lease_until.filter(|_| status == NotificationStatus::Queued);
 
         let result: Result<(Accepted, Vec<ClaimedDelivery>), Created> = on_pool!(self.pool(), p => {
             let mut tx = p.begin_write().await?;
@@ -305,8 +269,8 @@ impl Store {
                 let (accepted, born) = if let Some(x) = &explicit {
                     // Counts and status computed by the insert itself: no
                     // count query, no update afterwards.
-                    let (targeted, failed, stored_status): (i64, i64, String) = sqlx::query_as(&x.insert_notification)
-                        .bind(n.app_id).bind(n.id).bind(n.providers.0).bind(n.providers.1).bind(n.now)
+                    let (targeted, failed, stored_status): (i64, i64, NotificationStatus) = sqlx::query_as(&x.insert_notification)
+                        .bind(n.app_id).bind(n.id).bind(n.providers.apns).bind(n.providers.fcm).bind(n.now)
                         .bind(&target_json).bind(x.list.as_str()).bind(n.info).bind(n.options).bind(n.send_at)
                         .bind(n.expires_at)
                         .fetch_one(&mut *tx).await?;
@@ -320,7 +284,7 @@ impl Store {
                         }
                     }
                     let rows: Vec<ClaimedDelivery> = sqlx::query_as(&x.insert_deliveries)
-                        .bind(n.app_id).bind(n.id).bind(n.providers.0).bind(n.providers.1)
+                        .bind(n.app_id).bind(n.id).bind(n.providers.apns).bind(n.providers.fcm)
                         .bind(lease.unwrap_or(n.send_at.max(n.now))).bind(n.now).bind(x.list.as_str()).bind(lease)
                         .fetch_all(&mut *tx).await?;
                     if targeted > 0 && failed == targeted {
@@ -329,7 +293,7 @@ impl Store {
                         platforms.dedup();
                         break 'tx Err(Created::NoProvider(platforms));
                     }
-                    let born = if lease.is_some() { rows.into_iter().filter(|r| r.status == "pending").collect() }
+                    let born = if lease.is_some() { rows.into_iter().filter(|r| r.status == DeliveryStatus::Pending).collect() }
                         else { Vec::new() };
                     (Accepted { id: n.id.to_string(), status: stored_status, targeted }, born)
                 } else {
@@ -345,13 +309,13 @@ impl Store {
                     let per_platform: Vec<(String, i64)> = sqlx::query_as(&count_source).bind(n.app_id)
                         .bind(param.as_deref()).fetch_all(&mut *tx).await?;
                     let targeted: i64 = per_platform.iter().map(|(_, c)| c).sum();
-                    if targeted > 0 && !per_platform.iter().any(|(pl, _)| platform_has_provider(pl, n.providers)) {
+                    if targeted > 0 && !per_platform.iter().any(|(pl, _)| n.providers.reach(pl)) {
                         break 'tx Err(Created::NoProvider(per_platform.into_iter().map(|(pl, _)| pl).collect()));
                     }
                     sqlx::query(insert_notification).bind(n.id).bind(n.app_id).bind(status).bind(&target_json)
                         .bind(n.info).bind(n.options).bind(n.send_at).bind(n.expires_at).bind(n.now)
                         .bind(targeted).execute(&mut *tx).await?;
-                    (Accepted { id: n.id.to_string(), status: status.to_string(), targeted }, Vec::new())
+                    (Accepted { id: n.id.to_string(), status, targeted }, Vec::new())
                 };
                 if let Some((key, _)) = n.idempotency {
                     sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2")
@@ -397,7 +361,7 @@ impl Store {
 
     /// Notifications by id (any app), for the workers.
     pub async fn notifications_by_ids(&self, ids: &[String]) -> StoreResult<Vec<NotificationRow>> {
-        let d = Dialect::of(self.pool());
+        let d = self.dialect();
         let sql = format!("{SELECT} WHERE {}", d.in_strings("n.id", 1));
         let ids = serde_json::to_string(ids)?;
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, NotificationRow>(&sql).bind(&ids).fetch_all(p).await?))
@@ -414,7 +378,7 @@ impl Store {
     /// pending deliveries that no worker holds (held ones finish as they
     /// are). `Err(Conflict)` once completed; `Ok(None)` when unknown.
     pub async fn cancel_notification(&self, app_id: &str, id: &str, now: i64) -> StoreResult<Option<()>> {
-        let outcome: Result<(), Option<String>> = on_pool!(self.pool(), p => {
+        let outcome: Result<(), Option<NotificationStatus>> = on_pool!(self.pool(), p => {
             let mut tx = p.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE notifications SET status = 'cancelled', updated_at = $3, completed_at = $3, \
@@ -431,7 +395,7 @@ impl Store {
                 tx.commit().await?;
                 Ok(())
             } else {
-                let status: Option<String> = sqlx::query_scalar(
+                let status: Option<NotificationStatus> = sqlx::query_scalar(
                     "SELECT status FROM notifications WHERE id = $1 AND app_id = $2"
                 ).bind(id).bind(app_id).fetch_optional(&mut *tx).await?;
                 tx.rollback().await?;
@@ -441,7 +405,7 @@ impl Store {
         match outcome {
             Ok(()) => Ok(Some(())),
             Err(None) => Ok(None),
-            Err(Some(status)) if status == "cancelled" => Ok(Some(())),
+            Err(Some(NotificationStatus::Cancelled)) => Ok(Some(())),
             Err(Some(status)) => Err(StoreError::Conflict(format!("the notification is already {status}"))),
         }
     }
@@ -451,7 +415,7 @@ impl Store {
     /// fan-out that ends with nothing left to send, and (`ids = None`) sweeps
     /// every unfinished one as a safety net.
     pub async fn complete_notifications(&self, ids: Option<&[String]>, now: i64) -> StoreResult<u64> {
-        let d = Dialect::of(self.pool());
+        let d = self.dialect();
         let only = if ids.is_some() { format!("AND {}", d.in_strings("id", 2)) } else { String::new() };
         let sql = complete_sql(&only);
         let ids = ids.map(serde_json::to_string).transpose()?;
@@ -512,7 +476,7 @@ pub struct DeliveryResult {
     /// The token sent to.
     pub token: String,
     /// Final (or current) status.
-    pub status: String,
+    pub status: DeliveryStatus,
     /// Provider reason.
     pub reason: Option<String>,
 }

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::devices::{BY_INSTALLATION, BY_TOKEN, DEVICE_RETURNING, REFRESH_DEVICE};
-use super::notifications::Dialect;
-use super::{on_pool, BeginWrite, DeviceRow, NewDevice, Store, StoreError, StoreResult};
+use super::sql::{on_pool, BeginWrite, Dialect};
+use super::{DeviceRow, NewDevice, Store, StoreError, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms};
 
 /// One registration of a batch.
@@ -265,7 +265,7 @@ impl Store {
     /// another (see the module doc); returns each one's device and whether it
     /// is new, in order. On an error nothing is written.
     pub async fn register_devices(&self, batch: &[Registration]) -> StoreResult<Vec<(DeviceRow, bool)>> {
-        let sql = Statements::new(&Dialect::of(self.pool()));
+        let sql = Statements::new(&self.dialect());
         let new_ids: Vec<String> = batch.iter().map(|_| new_id()).collect();
         let now = now_ms();
         let mut answers: Vec<Option<(DeviceRow, bool)>> = vec![None; batch.len()];

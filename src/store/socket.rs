@@ -3,7 +3,8 @@
 //! `socket_presence`). SQLite runs one instance, whose in-memory registry is
 //! the whole presence, so the presence methods do nothing there.
 
-use super::{on_pool, BeginWrite, Pool, Store, StoreResult};
+use super::sql::{on_pool, BeginWrite, Pool};
+use super::{Store, StoreResult};
 
 /// A connected client as listed by `GET /v1/socket/clients`.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]

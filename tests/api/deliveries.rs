@@ -78,7 +78,7 @@ async fn fanout_resumes_after_a_stop(db: Db) {
 /// nothing recorded is sent again, nothing after it is missed.
 async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
     use pushgate::domain::Target;
-    use pushgate::store::{DeliveryUpdate, FanoutCommit, NewDeliveryRow, Store};
+    use pushgate::store::{DeliveryStatus, DeliveryUpdate, FanoutCommit, NewDeliveryRow, Store};
 
     let (mut app, mock, keys) = pipeline::start(db, |c| {
         c.workers = false;
@@ -114,7 +114,7 @@ async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
                 token: x.token.clone(),
                 update: DeliveryUpdate {
                     id: 0,
-                    status: "delivered",
+                    status: DeliveryStatus::Delivered,
                     inc: 1,
                     next_attempt_at: now,
                     provider_status: Some(200),

@@ -1,0 +1,242 @@
+//! The SQL dialect, in one place: which database the store runs on, how a
+//! query runs on either, and the few fragments whose text differs.
+//!
+//! A store query is written once, with one placeholder style: `$1`, `$2`…
+//! numbered in bind order, which both drivers read (SQLite takes `$N` as
+//! parameter N). Conditions chosen at run time go through [`Sql`], which
+//! numbers its placeholders itself. Where the dialects differ, a query asks
+//! [`Dialect`] for the fragment instead of matching on the pool; the only
+//! statements that branch are the hot paths (fan-out commit, single-send
+//! insert, write-back) that Postgres runs as one statement by design and
+//! SQLite as a short transaction.
+
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+
+/// Which database the store runs on; private to the store.
+#[derive(Clone, Debug)]
+pub(super) enum Pool {
+    /// PostgreSQL: several gateway instances may share it.
+    Postgres(PgPool),
+    /// SQLite: one instance, one writer.
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same query text on whichever pool the store holds. The body is
+/// type-checked once per driver, so binds and row types must suit both.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::sql::Pool::Postgres($p) => $body,
+            $crate::store::sql::Pool::Sqlite($p) => $body,
+        }
+    };
+}
+pub(super) use on_pool;
+
+/// Starting a transaction that will write.
+pub(super) trait BeginWrite {
+    /// The driver of the transaction.
+    type Db: sqlx::Database;
+    /// Begins a write transaction.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+        self.begin()
+    }
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    /// `BEGIN IMMEDIATE` takes the write lock at once: a deferred transaction
+    /// that reads and then writes can meet another writer mid-way, and SQLite
+    /// answers that lock upgrade with SQLITE_BUSY at once, whatever the busy
+    /// timeout. Waiting for the lock up front is what the timeout covers.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+/// SQL fragments that differ between the dialects.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Dialect {
+    pg: bool,
+}
+
+impl Dialect {
+    /// The dialect of `pool`.
+    pub(super) fn of(pool: &Pool) -> Self {
+        Self { pg: matches!(pool, Pool::Postgres(_)) }
+    }
+
+    /// `col` is one of the strings of the JSON array in parameter `$n`.
+    /// Postgres gets `= ANY(ARRAY(…))`, which looks each up by index; an
+    /// `IN (SELECT …)` semi-join may scan the whole app instead.
+    pub(super) fn in_strings(&self, col: &str, n: usize) -> String {
+        if self.pg {
+            format!("{col} = ANY(ARRAY(SELECT json_array_elements_text(${n}::json)))")
+        } else {
+            format!("{col} IN (SELECT value FROM json_each(${n}))")
+        }
+    }
+
+    /// `col` is one of the integers of the JSON array in parameter `$n`.
+    pub(super) fn in_ints(&self, col: &str, n: usize) -> String {
+        if self.pg {
+            format!("{col} = ANY(ARRAY(SELECT json_array_elements_text(${n}::json)::bigint))")
+        } else {
+            format!("{col} IN (SELECT value FROM json_each(${n}))")
+        }
+    }
+
+    /// A row source `v(columns…)` from the JSON array of objects in `$n`;
+    /// each column is `(name, Postgres type)`.
+    pub(super) fn json_records(&self, n: usize, columns: &[(&str, &str)]) -> String {
+        self.json_records_as(n, columns, "v")
+    }
+
+    /// [`json_records`](Self::json_records) named `alias`.
+    pub(super) fn json_records_as(&self, n: usize, columns: &[(&str, &str)], alias: &str) -> String {
+        if self.pg {
+            let cols: Vec<String> = columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect();
+            format!("json_to_recordset(${n}::json) AS {alias}({})", cols.join(", "))
+        } else {
+            let cols: Vec<String> =
+                columns.iter().map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}")).collect();
+            format!("(SELECT {} FROM json_each(${n})) AS {alias}", cols.join(", "))
+        }
+    }
+
+    /// What ends a claim's inner `SELECT`: Postgres skips rows another
+    /// instance is claiming; SQLite has one writer and no row locks.
+    pub(super) fn skip_locked(&self) -> &'static str {
+        if self.pg {
+            "FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        }
+    }
+}
+
+/// A value bound to a query built at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Arg {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_string())
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(s: &String) -> Self {
+        Self::Text(s.clone())
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(i: i64) -> Self {
+        Self::Int(i)
+    }
+}
+
+/// A query whose conditions are chosen at run time, in the same placeholder
+/// style as every other: [`push_bind`](Self::push_bind) writes `$N` and
+/// keeps the value, so text and binds cannot drift apart.
+#[derive(Debug, Default)]
+pub(super) struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    /// A query starting with `text` (which binds nothing).
+    pub(super) fn new(text: &str) -> Self {
+        Self { text: text.to_string(), args: Vec::new() }
+    }
+
+    /// Appends SQL text.
+    pub(super) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends the next placeholder (`$N`), bound to `value`.
+    pub(super) fn push_bind(&mut self, value: impl Into<Arg>) -> &mut Self {
+        self.args.push(value.into());
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+
+    /// The SQL text.
+    #[cfg(test)]
+    pub(super) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The bound values, in placeholder order.
+    #[cfg(test)]
+    pub(super) fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
+    /// The query, its rows read as `O`, with every value bound; runs on
+    /// either driver.
+    pub(super) fn query_as<'q, DB, O>(&'q self) -> sqlx::query::QueryAs<'q, DB, O, DB::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        O: for<'r> sqlx::FromRow<'r, DB::Row>,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let mut query = sqlx::query_as(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Text(s) => query.bind(s.as_str()),
+                Arg::Int(i) => query.bind(*i),
+            };
+        }
+        query
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_bind_order() {
+        let mut q = Sql::new("SELECT id FROM devices WHERE TRUE");
+        q.push(" AND app_id = ").push_bind("a").push(" AND id < ").push_bind(7_i64).push(" LIMIT ").push_bind(10_i64);
+        assert_eq!(q.text(), "SELECT id FROM devices WHERE TRUE AND app_id = $1 AND id < $2 LIMIT $3");
+        assert_eq!(q.args(), [Arg::Text("a".into()), Arg::Int(7), Arg::Int(10)]);
+    }
+
+    #[test]
+    fn fragments_differ_only_where_the_dialects_do() {
+        let (pg, lite) = (Dialect { pg: true }, Dialect { pg: false });
+        assert_eq!(pg.in_strings("id", 2), "id = ANY(ARRAY(SELECT json_array_elements_text($2::json)))");
+        assert_eq!(lite.in_strings("id", 2), "id IN (SELECT value FROM json_each($2))");
+        assert_eq!(pg.json_records(1, &[("id", "bigint")]), "json_to_recordset($1::json) AS v(id bigint)");
+        assert_eq!(
+            lite.json_records(1, &[("id", "bigint")]),
+            "(SELECT json_extract(value, '$.id') AS id FROM json_each($1)) AS v"
+        );
+        assert_eq!((pg.skip_locked(), lite.skip_locked()), ("FOR UPDATE SKIP LOCKED", ""));
+    }
+}
