@@ -4,6 +4,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::delivery::DeliveryError;
 use crate::domain::{FieldError, FieldErrorKind};
 use crate::socket::SocketError;
 use crate::store::StoreError;
@@ -99,6 +100,19 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => Self::not_found(what),
             StoreError::Conflict(msg) => Self::Conflict(msg),
             other => Self::Internal(other),
+        }
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::InvalidField { field, message } => Self::field(field, message),
+            DeliveryError::PayloadTooLarge(message) => Self::PayloadTooLarge(message),
+            DeliveryError::NotFound(what) => Self::not_found(what),
+            DeliveryError::NoProvider(_) => Self::NoProvider(e.to_string()),
+            DeliveryError::KeyReused => Self::Conflict(e.to_string()),
+            DeliveryError::Store(e) => e.into(),
         }
     }
 }

@@ -26,7 +26,7 @@ pub struct AppState {
     pub registrar: crate::registrar::Registrar,
     /// WebSocket connections of this instance, and sends to them.
     pub hub: crate::socket::Hub,
-    /// The delivery pipeline: wake-ups for workers, progress for `wait=true`.
+    /// The delivery pipeline: the one door sends go through.
     pub delivery: crate::delivery::Delivery,
 }
 

@@ -1,12 +1,12 @@
 //! Sending: API.md, Sending. A send is answered 202 only once the
 //! notification and its target are committed; workers deliver it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use pushgate_providers::{DeliveryOptions, NotificationInfo, PayloadError};
+use pushgate_providers::{DeliveryOptions, NotificationInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -15,17 +15,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
 use crate::auth::Auth;
-use crate::delivery::sender::Prepared;
-use crate::domain::{ids::new_id, json, names, time, time::Timestamp, Target};
+use crate::delivery::{Idempotency, NewSend, Submitted};
+use crate::domain::{names, time, time::Timestamp, Target};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::store::{
-    Accepted, AcceptedSend, Created, DeviceSendResult, NewDeviceSend, NewNotification, NotificationRow,
-    NotificationStatus, Providers,
-};
-
-/// `wait=true` answers at most this many per-device results.
-const MAX_WAIT_RESULTS: i64 = 10_000;
+use crate::store::{NotificationRow, NotificationStatus};
 /// Longest `timeout_ms`.
 const MAX_WAIT_MS: u64 = 60_000;
 
@@ -153,7 +147,7 @@ async fn send(
 ) -> ApiResult<Response> {
     let app_id = who.server_app()?.to_string();
     let hash = idempotent(&headers).then(|| request_hash("/v1/notifications", &body));
-    let req: SendToBody = json::from_value(body)?;
+    let req: SendToBody = crate::domain::json::from_value(body)?;
     let target = Target::parse(&req.to)?;
     accept(&st, &app_id, target, req.notification, req.options, &headers, hash, wait).await
 }
@@ -172,7 +166,7 @@ async fn send_to_device(
     let app_id = who.server_app()?.to_string();
     names::opaque("device_id", &device_id)?;
     let hash = idempotent(&headers).then(|| request_hash(&format!("/v1/devices/{device_id}/notifications"), &body));
-    let req: SendBody = json::from_value(body)?;
+    let req: SendBody = crate::domain::json::from_value(body)?;
     accept(&st, &app_id, Target::DeviceIds(vec![device_id]), req.notification, req.options, &headers, hash, wait).await
 }
 
@@ -190,197 +184,66 @@ async fn send_to_group(
     let app_id = who.server_app()?.to_string();
     names::group("name", &name)?;
     let hash = idempotent(&headers).then(|| request_hash(&format!("/v1/groups/{name}/notifications"), &body));
-    let req: SendBody = json::from_value(body)?;
+    let req: SendBody = crate::domain::json::from_value(body)?;
     accept(&st, &app_id, Target::Group(name), req.notification, req.options, &headers, hash, wait).await
 }
 
-/// Validates, stores durably, wakes the workers, and answers (or waits).
+/// Hands a parsed send to the pipeline and answers: 202 once committed,
+/// or with `wait=true` 200 and the results once every delivery is final.
 #[allow(clippy::too_many_arguments)]
 async fn accept(
     st: &AppState,
     app_id: &str,
     target: Target,
-    mut info: NotificationInfo,
+    info: NotificationInfo,
     options: Option<DeliveryOptions>,
     headers: &HeaderMap,
     hash: Option<String>,
     wait: WaitQuery,
 ) -> ApiResult<Response> {
     let options = options.unwrap_or_default();
-    let now = time::now_ms();
     let send_at = match &options.send_at {
-        Some(s) => time::parse_rfc3339(s)
-            .ok_or_else(|| ApiError::field("options.send_at", "send_at must be an RFC 3339 time"))?,
-        None => now,
+        Some(s) => Some(
+            time::parse_rfc3339(s)
+                .ok_or_else(|| ApiError::field("options.send_at", "send_at must be an RFC 3339 time"))?,
+        ),
+        None => None,
     };
-    let send_at = send_at.max(now);
-    let expires_at = options.ttl_seconds.map(|ttl| send_at + i64::from(ttl) * 1000);
-    let timeout = Duration::from_millis(wait.timeout_ms.unwrap_or(10_000));
     if wait.timeout_ms.is_some_and(|t| t > MAX_WAIT_MS) {
         return Err(ApiError::field("timeout_ms", format!("timeout_ms is at most {MAX_WAIT_MS}")));
     }
-    let key = idempotency_key(headers)?;
-    let id = new_id();
-    info.id = Some(id.clone());
-    check_payload(&info, &options)?;
-    if let (Target::DeviceIds(ids), None, true) = (&target, &key, send_at <= now) {
-        if let [device_id] = ids.as_slice() {
-            if let Some(accepted) = accept_one(st, app_id, device_id, &id, &info, &options, expires_at).await? {
-                return answer(st, app_id, accepted, wait, timeout).await;
-            }
-        }
-    }
-    let app = st.store.app(app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
-    // Deliveries due now go straight to this instance's worker when it has
-    // room: created claimed, sent without a trip through the queue.
-    let reservation =
-        (target.is_explicit() && send_at <= now).then(|| st.delivery.try_reserve(target.explicit_len())).flatten();
-    let info_json = serde_json::to_string(&info).map_err(|e| ApiError::field("notification", e.to_string()))?;
-    let options_json = serde_json::to_string(&options).map_err(|e| ApiError::field("options", e.to_string()))?;
-    let created = st
-        .store
-        .create_notification(&NewNotification {
-            id: &id,
-            app_id,
-            target: &target,
-            info: &info_json,
-            options: &options_json,
-            send_at,
-            expires_at,
-            providers: Providers { apns: app.apns.is_some(), fcm: app.fcm.is_some() },
-            idempotency: key.as_deref().zip(hash.as_deref()),
-            lease_until: reservation.as_ref().map(|r| r.lease_until),
-            now,
-        })
-        .await?;
-    let accepted = match created {
-        Created::New(a, born) => {
-            if !target.is_explicit() {
-                st.delivery.wake(true).await;
-            } else if let (Some(reservation), false) = (reservation, born.is_empty()) {
-                st.delivery.dispatch(reservation, born, Prepared::new(id, info, options, expires_at), app.updated_at);
-            } else if a.status == NotificationStatus::Queued {
-                st.delivery.wake(false).await;
-            }
-            a
-        }
-        Created::Replayed(a) => a,
-        Created::KeyReused => {
-            return Err(ApiError::Conflict("this Idempotency-Key was used with another request".into()))
-        }
-        Created::NotFound(what) => return Err(ApiError::not_found(what)),
-        Created::NoProvider(platforms) => {
-            return Err(ApiError::NoProvider(format!(
-                "the app has no provider credentials for {}",
-                platforms.join(", ")
-            )))
-        }
-    };
-    answer(st, app_id, accepted, wait, timeout).await
-}
-
-/// A send to one device, due now, with no idempotency key: created in a
-/// batch with the others arriving now (see `delivery/intake.rs`) and handed
-/// to this instance's worker. `None` when the batch failed: the caller takes
-/// the general path.
-async fn accept_one(
-    st: &AppState,
-    app_id: &str,
-    device_id: &str,
-    id: &str,
-    info: &NotificationInfo,
-    options: &DeliveryOptions,
-    expires_at: Option<i64>,
-) -> ApiResult<Option<Accepted>> {
-    let reservation = st.delivery.try_reserve(1);
-    let send = NewDeviceSend {
-        id: id.to_string(),
+    let timeout = Duration::from_millis(wait.timeout_ms.unwrap_or(10_000));
+    let idempotency = idempotency_key(headers)?.zip(hash).map(|(key, request_hash)| Idempotency { key, request_hash });
+    let send = NewSend {
         app_id: app_id.to_string(),
-        device_id: device_id.to_string(),
-        info: serde_json::to_string(info).map_err(|e| ApiError::field("notification", e.to_string()))?,
-        options: serde_json::to_string(options).map_err(|e| ApiError::field("options", e.to_string()))?,
-        expires_at,
-        lease_until: reservation.as_ref().map(|r| r.lease_until),
+        target,
+        info,
+        options,
+        send_at,
+        idempotency,
+        wait: (wait.wait == Some(true)).then_some(timeout),
     };
-    match st.delivery.intake().submit(send).await {
-        None => Ok(None),
-        Some(DeviceSendResult::NotFound) => Err(ApiError::not_found("device")),
-        Some(DeviceSendResult::NoProvider(platform)) => {
-            Err(ApiError::NoProvider(format!("the app has no provider credentials for {platform}")))
+    match st.delivery.submit(send).await? {
+        Submitted::Accepted(a) => {
+            let view = AcceptedView { id: a.id, status: a.status.to_string(), targeted: a.targeted };
+            Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
         }
-        Some(DeviceSendResult::Accepted(AcceptedSend { accepted, delivery, app_version })) => {
-            match (reservation, delivery) {
-                (Some(reservation), Some(row)) => {
-                    let prepared = Prepared::new(id.to_string(), info.clone(), options.clone(), expires_at);
-                    st.delivery.dispatch(reservation, vec![row], prepared, app_version);
-                }
-                _ if accepted.status == NotificationStatus::Queued => st.delivery.wake(false).await,
-                _ => {}
-            }
-            Ok(Some(accepted))
-        }
-    }
-}
-
-/// The answer to an accepted send: 202, or with `wait=true` the results once final.
-async fn answer(
-    st: &AppState,
-    app_id: &str,
-    accepted: Accepted,
-    wait: WaitQuery,
-    timeout: Duration,
-) -> ApiResult<Response> {
-    if wait.wait == Some(true) {
-        if let Some(results) = wait_for_results(st, app_id, &accepted.id, timeout).await? {
-            return Ok((StatusCode::OK, axum::Json(results)).into_response());
+        Submitted::Final(done) => {
+            let results = done
+                .results
+                .into_iter()
+                .map(|r| ResultView {
+                    token: r.device_id.is_none().then_some(r.token),
+                    device_id: r.device_id,
+                    platform: r.platform,
+                    status: r.status.to_string(),
+                    reason: r.reason,
+                })
+                .collect();
+            let view = ResultsView { id: done.id, status: done.status.to_string(), targeted: done.targeted, results };
+            Ok((StatusCode::OK, axum::Json(view)).into_response())
         }
     }
-    let view = AcceptedView { id: accepted.id, status: accepted.status.to_string(), targeted: accepted.targeted };
-    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
-}
-
-/// Polls (woken by this instance's workers) until the notification is final
-/// or `timeout` passes.
-async fn wait_for_results(st: &AppState, app_id: &str, id: &str, timeout: Duration) -> ApiResult<Option<ResultsView>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let row = st.store.notification(app_id, id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
-        if row.status.is_final() {
-            let results = st.store.delivery_results(id, MAX_WAIT_RESULTS).await?;
-            return Ok(Some(ResultsView {
-                id: row.id,
-                status: row.status.to_string(),
-                targeted: row.targeted,
-                results: results
-                    .into_iter()
-                    .map(|r| ResultView {
-                        token: r.device_id.is_none().then_some(r.token),
-                        device_id: r.device_id,
-                        platform: r.platform,
-                        status: r.status.to_string(),
-                        reason: r.reason,
-                    })
-                    .collect(),
-            }));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        st.delivery.progress(left.min(Duration::from_millis(100))).await;
-    }
-}
-
-/// Refuses what no provider would accept: 413 over the size limits.
-fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> ApiResult<()> {
-    let map = |e: PayloadError, raw_field: &str| match e {
-        PayloadError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
-        PayloadError::CollapseIdTooLong { .. } => ApiError::field("options.collapse_key", e.to_string()),
-        other => ApiError::field(raw_field, other.to_string()),
-    };
-    pushgate_providers::apns::payload::build(info, options).map_err(|e| map(e, "notification.apns"))?;
-    pushgate_providers::fcm::message::build("token", info, options).map_err(|e| map(e, "notification.fcm"))?;
-    Ok(())
 }
 
 /// Whether the request has an `Idempotency-Key`: only then is its body hashed.

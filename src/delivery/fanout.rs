@@ -1,41 +1,27 @@
 //! The fan-out task: expands group, user and `all` targets into deliveries
-//! in batches (see `store/fanout.rs`), and does the periodic chores: due
-//! scheduled notifications become `queued`, finished ones `completed`, old
-//! idempotency keys and (retention) old logs go.
-
-use std::time::{Duration, Instant};
-
-use tokio_util::sync::CancellationToken;
+//! in batches (see `store/fanout.rs`), sent through the worker's capacity
+//! and recorded with their results (see `record.rs`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
 
-use super::retry;
-use super::sender::{Job, Prepared, NO_PROVIDER};
-use super::worker::{count_results, final_update, record, Reservation};
+use super::record;
+use super::sender::{Job, Prepared};
+use super::worker::Reservation;
 use super::{pause, Delivery};
-use crate::domain::{time::now_ms, Platform, Target};
-use crate::store::{
-    DeadToken, DeliveryStatus, FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow, Providers, StoreResult,
-};
+use crate::domain::time::now_ms;
+use crate::domain::Target;
+use crate::store::{DeadToken, FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow, Providers};
 
-/// How often old idempotency keys and delivery logs are removed.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
+/// Claims notifications to fan out, one at a time, until `cancel`.
 pub(super) async fn run(d: Delivery, cancel: CancellationToken) {
     let poll = Duration::from_millis(d.config.poll_interval_ms.max(10));
     let lease_ms = d.config.lease_seconds.max(1) * 1000;
-    let mut last_chores: Option<Instant> = None;
-    let mut last_prune: Option<Instant> = None;
     while !cancel.is_cancelled() {
-        if last_chores.is_none_or(|t| t.elapsed() >= poll) {
-            last_chores = Some(Instant::now());
-            if let Err(e) = chores(&d, &mut last_prune, &cancel).await {
-                tracing::warn!(error = %e, "delivery chores failed; retrying");
-            }
-        }
         let now = now_ms();
         match d.store.claim_fanout(now, now + lease_ms).await {
             Ok(Some(job)) => expand(&d, job, lease_ms, &cancel).await,
@@ -52,23 +38,6 @@ pub(super) async fn run(d: Delivery, cancel: CancellationToken) {
             }
         }
     }
-}
-
-async fn chores(d: &Delivery, last_prune: &mut Option<Instant>, cancel: &CancellationToken) -> StoreResult<()> {
-    let now = now_ms();
-    if d.store.promote_scheduled(now).await? > 0 {
-        d.signals.work.notify_one();
-    }
-    if d.store.complete_notifications(None, now).await? > 0 {
-        d.signals.done.notify_waiters();
-    }
-    if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-        *last_prune = Some(Instant::now());
-        d.store.prune_idempotency_keys(now).await?;
-        let before = now - d.config.retention_days.max(1) * 24 * 3600 * 1000;
-        super::retention::run(&d.store, before, cancel).await?;
-    }
-    Ok(())
 }
 
 /// Batches of one fan-out in flight at once: while one is written, the next
@@ -115,7 +84,7 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
     };
     let notification = Arc::new(notification);
     let (providers, app_version) = match d.store.app(&job.app_id).await {
-        Ok(Some(app)) => (Providers { apns: app.apns.is_some(), fcm: app.fcm.is_some() }, app.updated_at),
+        Ok(Some(app)) => (Providers::of(&app), app.updated_at),
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the app of a fan-out; retrying later");
@@ -232,9 +201,9 @@ struct BatchContext {
     providers: Providers,
 }
 
-/// Sends one batch and turns its outcomes into delivery rows. Devices of a
-/// platform without credentials, or past the TTL, get their final row
-/// without a provider call.
+/// Sends one batch and turns its outcomes into delivery rows. Devices that
+/// cannot be sent to (see [`record::sendable`]) get their final row without
+/// a provider call.
 async fn send_batch(
     d: Delivery,
     ctx: BatchContext,
@@ -250,20 +219,8 @@ async fn send_batch(
     let mut jobs = Vec::with_capacity(devices.len());
     let n = &ctx.notification;
     for device in devices {
-        let platform = Platform::parse(&device.platform);
-        let unsent = match platform {
-            None => Some((DeliveryStatus::Failed, Some("unknown platform".to_string()))),
-            Some(Platform::Ios) if !ctx.providers.apns => Some((DeliveryStatus::Failed, Some(NO_PROVIDER.to_string()))),
-            Some(Platform::Android) if !ctx.providers.fcm => {
-                Some((DeliveryStatus::Failed, Some(NO_PROVIDER.to_string())))
-            }
-            _ if retry::expired_before_sending(now, n.expires_at, n.ttl_zero, 0) => {
-                Some((DeliveryStatus::Expired, None))
-            }
-            _ => None,
-        };
-        match (unsent, platform) {
-            (None, Some(platform)) => jobs.push(Job {
+        match record::sendable(&device.platform, Some(ctx.providers), n, 0, now) {
+            Ok(platform) => jobs.push(Job {
                 delivery_id: 0,
                 app_id: ctx.app_id.clone(),
                 app_version: ctx.app_version,
@@ -273,22 +230,18 @@ async fn send_batch(
                 attempts: 0,
                 notification: n.clone(),
             }),
-            (unsent, platform) => {
-                let (status, reason) = unsent.unwrap_or((DeliveryStatus::Failed, None));
-                let name = platform.map_or("unknown", Platform::as_str);
-                rows.push(NewDeliveryRow {
-                    update: final_update(0, name, status, reason, now),
-                    device_id: device.id,
-                    platform_name: device.platform,
-                    token: device.token,
-                });
-            }
+            Err(unsent) => rows.push(NewDeliveryRow {
+                update: unsent.update(0, &device.platform, now),
+                device_id: device.id,
+                platform_name: device.platform,
+                token: device.token,
+            }),
         }
     }
     let mut dead = Vec::new();
     for (job, decision) in d.worker.send_reserved(reservation, jobs).await {
         let Some(decision) = decision else { continue };
-        let (update, dead_token) = record(&job, decision);
+        let (update, dead_token) = record::decided(&job, decision);
         dead.extend(dead_token);
         rows.push(NewDeliveryRow {
             device_id: job.device_id.unwrap_or_default(),
@@ -300,29 +253,16 @@ async fn send_batch(
     SentBatch { from, to, count, last, rows, dead }
 }
 
-/// Records a sent batch, retrying a failing store for a while (the
-/// provider calls are done); `None` when it could not.
+/// Records a sent batch (see [`record::write`]); `None` when it could not.
 async fn commit(d: &Delivery, job: &FanoutJob, step: &FanoutCommit<'_>, sent: &SentBatch) -> Option<bool> {
-    let mut delay = Duration::from_millis(200);
-    for attempt in 1..=8 {
-        match d.store.fanout_commit(job, step, &sent.rows, &sent.dead, now_ms()).await {
-            Ok(moved) => {
-                count_results(sent.rows.iter().map(|r| &r.update), &sent.dead);
-                if sent.rows.iter().any(|r| r.update.status == DeliveryStatus::Pending) {
-                    // Retries go through the queue.
-                    d.signals.work.notify_one();
-                }
-                return Some(moved);
-            }
-            Err(e) if attempt == 8 => {
-                tracing::error!(notification = %job.id, error = %e, "cannot record a sent fan-out batch; it will be sent again");
-            }
-            Err(e) => {
-                tracing::warn!(notification = %job.id, error = %e, attempt, "recording a fan-out batch failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    None
+    let updates = sent.rows.iter().map(|r| &r.update);
+    let written = record::write(&d.signals, updates, &sent.dead, || {
+        d.store.fanout_commit(job, step, &sent.rows, &sent.dead, now_ms())
+    })
+    .await;
+    written
+        .map_err(|e| {
+            tracing::error!(notification = %job.id, error = %e, "cannot record a sent fan-out batch; it will be sent again");
+        })
+        .ok()
 }

@@ -1,14 +1,18 @@
-//! Delivery: fan-out of a send into per-device deliveries, workers that claim
-//! them with a lease and call the providers, retries, and the wake-ups that
-//! connect them (`LISTEN/NOTIFY` across instances, in-process notifies, and
-//! polling as the fallback).
+//! Delivery: the one door sends come in by ([`Delivery::submit`]), fan-out
+//! of a send into per-device deliveries, workers that claim them with a
+//! lease and call the providers, retries, the periodic chores, and the
+//! wake-ups that connect them (`LISTEN/NOTIFY` across instances,
+//! in-process notifies, and polling as the fallback).
 
+mod chores;
 pub mod credentials;
 mod fanout;
-pub mod intake;
+mod intake;
+mod record;
 pub mod retention;
 pub mod retry;
 pub mod sender;
+mod submit;
 mod worker;
 
 use std::sync::Arc;
@@ -19,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::store::{ClaimedDelivery, Store};
-use sender::{Prepared, ProviderSender, Sender};
-pub use worker::Reservation;
+use crate::store::Store;
+use sender::{ProviderSender, Sender};
+pub use submit::{DeliveryError, Idempotency, NewSend, Results, Submitted};
 
 /// The `LISTEN/NOTIFY` channel of new work.
 pub const CHANNEL: &str = "pushgate_deliveries";
@@ -43,7 +47,8 @@ struct Signals {
     announce_fanout: Notify,
 }
 
-/// The delivery pipeline of this instance: handlers wake it, workers run in it.
+/// The delivery pipeline of this instance: sends come in by
+/// [`submit`](Self::submit), workers run in it.
 #[derive(Clone)]
 pub struct Delivery {
     store: Store,
@@ -70,8 +75,8 @@ impl Delivery {
         Self { store, config, signals, worker, intake, tasks: TaskTracker::new() }
     }
 
-    /// Starts the fan-out task, the delivery workers and (Postgres) the
-    /// listener, unless `config.workers` is off. They stop when `cancel`
+    /// Starts the fan-out task, the delivery workers, the chores and
+    /// (Postgres) the listener, unless `config.workers` is off. They stop when `cancel`
     /// fires: provider calls in flight finish and are written back, claimed
     /// work not yet started is given back.
     pub fn start(&self, cancel: CancellationToken) {
@@ -85,6 +90,7 @@ impl Delivery {
         self.worker.arm(cancel.clone());
         self.tasks.spawn(self.worker.clone().run(cancel.clone()));
         self.tasks.spawn(fanout::run(self.clone(), cancel.clone()));
+        self.tasks.spawn(chores::run(self.store.clone(), self.config.clone(), self.signals.clone(), cancel.clone()));
         if self.store.shared_by_instances() {
             self.tasks.spawn(listen(self.store.clone(), self.signals.clone(), cancel));
         }
@@ -98,7 +104,7 @@ impl Delivery {
 
     /// Wakes the workers of every instance after a commit: new deliveries
     /// (`fanout = false`) or a notification to expand (`fanout = true`).
-    pub async fn wake(&self, fanout: bool) {
+    fn wake(&self, fanout: bool) {
         if fanout {
             self.signals.fanout.notify_one();
             self.signals.announce_fanout.notify_one();
@@ -106,35 +112,6 @@ impl Delivery {
             self.signals.work.notify_one();
             self.signals.announce_work.notify_one();
         }
-    }
-
-    /// The batching front of single-device sends.
-    pub fn intake(&self) -> &intake::Intake {
-        &self.intake
-    }
-
-    /// Room in this instance's worker for `n` deliveries due now, if it runs
-    /// and has room at once: they can then be created claimed and handed
-    /// over with [`dispatch`](Self::dispatch), skipping the queue.
-    pub fn try_reserve(&self, n: usize) -> Option<Reservation> {
-        self.worker.try_reserve(n)
-    }
-
-    /// Sends deliveries of `notification` created claimed under `reservation`.
-    pub fn dispatch(
-        &self,
-        reservation: Reservation,
-        rows: Vec<ClaimedDelivery>,
-        notification: Prepared,
-        app_version: i64,
-    ) {
-        self.worker.dispatch(reservation, rows, Arc::new(notification), app_version);
-    }
-
-    /// Resolves when some deliveries of this instance reached a final state
-    /// (or after `max`, as work may finish on another instance).
-    pub async fn progress(&self, max: Duration) {
-        let _ = tokio::time::timeout(max, self.signals.done.notified()).await;
     }
 }
 

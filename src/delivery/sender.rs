@@ -11,6 +11,7 @@ use pushgate_providers::{
     ApnsClient, ApnsCredentials, DeliveryOptions, FcmClient, FcmCredentials, NotificationInfo, Outcome, ProviderConfig,
 };
 
+use super::record::NO_PROVIDER;
 use crate::domain::Platform;
 use crate::store::{Store, StoreResult};
 
@@ -86,9 +87,6 @@ pub trait Sender: Send + Sync + 'static {
     /// Sends `job`.
     fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Outcome>;
 }
-
-/// The reason of deliveries to a platform the app has no credentials for.
-pub const NO_PROVIDER: &str = "no_provider";
 
 /// Provider clients of one app at one credentials version.
 struct AppClients {

@@ -15,13 +15,14 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::record::{self, Unsent};
 use super::retry::{self, Decision, RetryPolicy};
 use super::sender::{Job, Prepared, Sender};
 use super::{pause, Signals};
 use crate::config::Config;
-use crate::domain::{time::now_ms, Platform};
+use crate::domain::time::now_ms;
 use crate::store::{
-    ClaimedDelivery, DeadToken, DeliveryStatus, DeliveryUpdate, NotificationRow, NotificationStatus, Store, StoreResult,
+    ClaimedDelivery, DeadToken, DeliveryUpdate, NotificationRow, NotificationStatus, Store, StoreResult,
 };
 
 /// Parsed notifications kept across batches (a notification's deliveries
@@ -229,7 +230,7 @@ impl Worker {
                 done.released.push(job.delivery_id);
                 continue;
             };
-            let (update, dead) = record(&job, decision);
+            let (update, dead) = record::decided(&job, decision);
             done.updates.push(update);
             done.dead.extend(dead);
         }
@@ -311,17 +312,11 @@ impl Worker {
         let mut updates = Vec::new();
         for row in rows {
             let Some(notification) = live.get(&row.notification_id) else {
-                updates.push(final_update(row.id, platform_name(&row.platform), DeliveryStatus::Cancelled, None, now));
+                updates.push(Unsent::Cancelled.update(row.id, &row.platform, now));
                 continue;
             };
             let Some(&app_version) = versions.get(&row.app_id) else {
-                updates.push(final_update(
-                    row.id,
-                    platform_name(&row.platform),
-                    DeliveryStatus::Failed,
-                    Some("the app no longer exists".into()),
-                    now,
-                ));
+                updates.push(Unsent::AppGone.update(row.id, &row.platform, now));
                 continue;
             };
             if let Some(job) = job_for(row, notification, app_version, now, &mut updates) {
@@ -370,76 +365,32 @@ impl Worker {
         }
     }
 
-    /// Writes results back (retrying a failing store for a while: the
-    /// provider calls are done and should not be repeated), and gives back
-    /// what was not sent.
+    /// Writes results back (see [`record::write`]), and gives back what
+    /// was not sent.
     async fn finish(&self, done: Finished) {
-        let mut delay = Duration::from_millis(200);
-        for attempt in 1..=8 {
-            match self.store.write_back(&done.updates, &done.dead, now_ms()).await {
-                Ok(completed) => {
-                    if !completed.is_empty() {
-                        tracing::debug!(count = completed.len(), "notifications completed");
-                    }
-                    break;
-                }
-                Err(e) if attempt == 8 => {
-                    tracing::error!(error = %e, "cannot write delivery results back; their leases will expire and they will be retried");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt, "writing delivery results back failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
+        let written = record::write(&self.signals, done.updates.iter(), &done.dead, || {
+            self.store.write_back(&done.updates, &done.dead, now_ms())
+        })
+        .await;
+        match written {
+            Ok(completed) if !completed.is_empty() => {
+                tracing::debug!(count = completed.len(), "notifications completed");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write delivery results back; their leases will expire and they will be retried");
+                return;
             }
         }
-        count_results(&done.updates, &done.dead);
         if let Err(e) = self.store.release_deliveries(&done.released, now_ms()).await {
             tracing::warn!(error = %e, "cannot give unsent deliveries back; their leases will expire");
         }
         self.signals.done.notify_waiters();
-        if done.updates.iter().any(|u| u.status == DeliveryStatus::Pending) {
-            // A retry may be due before the idle worker's next poll.
-            self.signals.work.notify_one();
-        }
-    }
-}
-
-/// The delivery update of a decided job, and its device to deactivate
-/// when the provider declared the token dead.
-pub(super) fn record(job: &Job, decision: Decision) -> (DeliveryUpdate, Option<DeadToken>) {
-    let dead = match &decision {
-        Decision::Failed { deactivate: true, reason, .. } => job.device_id.as_ref().map(|device_id| DeadToken {
-            app_id: job.app_id.clone(),
-            device_id: device_id.clone(),
-            token: job.token.clone(),
-            reason: reason.clone(),
-            platform: job.platform.as_str(),
-        }),
-        _ => None,
-    };
-    (update_for(job.delivery_id, job.platform.as_str(), decision, now_ms()), dead)
-}
-
-/// Metrics of recorded results, one counter update per kind of outcome.
-pub(super) fn count_results<'a>(updates: impl IntoIterator<Item = &'a DeliveryUpdate>, dead: &[DeadToken]) {
-    let mut kinds: HashMap<(&str, &str, Option<&str>), u64> = HashMap::new();
-    for u in updates {
-        let reason = if u.status == DeliveryStatus::Delivered { None } else { u.reason.as_deref() };
-        let outcome = if u.status == DeliveryStatus::Pending { "retry" } else { u.status.as_str() };
-        *kinds.entry((u.platform, outcome, reason)).or_default() += 1;
-    }
-    for ((platform, outcome, reason), n) in kinds {
-        crate::metrics::deliveries(platform, outcome, reason, n);
-    }
-    for d in dead {
-        crate::metrics::tokens_deactivated(d.platform, 1);
     }
 }
 
 /// The job of a delivery of `notification`, or (pushed to `updates`) its
-/// final state when it cannot be sent: unknown platform, expired.
+/// final state when it cannot be sent (see [`record::sendable`]).
 fn job_for(
     row: ClaimedDelivery,
     notification: &Arc<Prepared>,
@@ -447,14 +398,13 @@ fn job_for(
     now: i64,
     updates: &mut Vec<DeliveryUpdate>,
 ) -> Option<Job> {
-    let Some(platform) = Platform::parse(&row.platform) else {
-        updates.push(final_update(row.id, "unknown", DeliveryStatus::Failed, Some("unknown platform".into()), now));
-        return None;
+    let platform = match record::sendable(&row.platform, None, notification, row.attempts, now) {
+        Ok(platform) => platform,
+        Err(unsent) => {
+            updates.push(unsent.update(row.id, &row.platform, now));
+            return None;
+        }
     };
-    if retry::expired_before_sending(now, notification.expires_at, notification.ttl_zero, row.attempts) {
-        updates.push(final_update(row.id, platform.as_str(), DeliveryStatus::Expired, None, now));
-        return None;
-    }
     Some(Job {
         delivery_id: row.id,
         app_id: row.app_id,
@@ -465,11 +415,6 @@ fn job_for(
         attempts: row.attempts,
         notification: notification.clone(),
     })
-}
-
-/// The static name of a stored platform, for metrics.
-fn platform_name(platform: &str) -> &'static str {
-    Platform::parse(platform).map_or("unknown", Platform::as_str)
 }
 
 /// Logs a provider's refusal with app, platform and reason; tokens are
@@ -491,62 +436,5 @@ fn log_outcome(job: &Job, decision: &Decision) {
         Decision::Retry { reason, status, .. } => {
             tracing::debug!(app_id = %job.app_id, platform, token = %format!("{token}…"), ?status, reason, "delivery will be retried");
         }
-    }
-}
-
-pub(super) fn final_update(
-    id: i64,
-    platform: &'static str,
-    status: DeliveryStatus,
-    reason: Option<String>,
-    now: i64,
-) -> DeliveryUpdate {
-    DeliveryUpdate {
-        id,
-        platform,
-        status,
-        inc: 0,
-        next_attempt_at: now,
-        provider_status: None,
-        reason,
-        provider_message_id: None,
-        delivered_at: None,
-    }
-}
-
-fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64) -> DeliveryUpdate {
-    let status_of = |s: Option<u16>| s.map(i32::from);
-    let base = DeliveryUpdate {
-        id,
-        platform,
-        status: DeliveryStatus::Failed,
-        inc: 1,
-        next_attempt_at: now,
-        provider_status: None,
-        reason: None,
-        provider_message_id: None,
-        delivered_at: None,
-    };
-    match decision {
-        Decision::Delivered { provider_message_id, status } => DeliveryUpdate {
-            status: DeliveryStatus::Delivered,
-            provider_status: Some(i32::from(status)),
-            provider_message_id,
-            delivered_at: Some(now),
-            ..base
-        },
-        Decision::Failed { reason, status, .. } => {
-            DeliveryUpdate { provider_status: status_of(status), reason: Some(reason), ..base }
-        }
-        Decision::Expired { reason, status } => {
-            DeliveryUpdate { status: DeliveryStatus::Expired, provider_status: status_of(status), reason, ..base }
-        }
-        Decision::Retry { at, reason, status } => DeliveryUpdate {
-            status: DeliveryStatus::Pending,
-            next_attempt_at: at,
-            provider_status: status_of(status),
-            reason: Some(reason),
-            ..base
-        },
     }
 }

@@ -113,6 +113,19 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// The providers of `app`.
+    pub fn of(app: &super::AppRow) -> Self {
+        Self { apns: app.apns.is_some(), fcm: app.fcm.is_some() }
+    }
+
+    /// Whether a device of `platform` can be sent to.
+    pub fn has(self, platform: crate::domain::Platform) -> bool {
+        match platform {
+            crate::domain::Platform::Ios => self.apns,
+            crate::domain::Platform::Android => self.fcm,
+        }
+    }
+
     /// Whether a device of `platform` (its stored name) can be sent to.
     pub fn reach(self, platform: &str) -> bool {
         match platform {

@@ -1,0 +1,260 @@
+//! The one door into the pipeline: [`Delivery::submit`] commits a send and
+//! hands it on. It chooses the route (a single device through the batching
+//! intake, anything else in its own transaction), lets deliveries due now
+//! skip the queue when this instance's worker has room (created claimed,
+//! handed over in memory), wakes the fan-out or the workers otherwise, and
+//! waits for the results when asked. Handlers parse, call, and answer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pushgate_providers::{DeliveryOptions, NotificationInfo, PayloadError};
+
+use super::sender::Prepared;
+use super::Delivery;
+use crate::domain::Target;
+use crate::domain::{ids::new_id, time::now_ms};
+use crate::store::{
+    Accepted, AcceptedSend, Created, DeliveryResult, DeviceSendResult, NewDeviceSend, NewNotification,
+    NotificationStatus, Providers, StoreError,
+};
+
+/// Most per-device results a wait answers with.
+const MAX_WAIT_RESULTS: i64 = 10_000;
+
+/// A send, as a handler parsed it.
+#[derive(Debug)]
+pub struct NewSend {
+    /// The sending app.
+    pub app_id: String,
+    /// Who receives it.
+    pub target: Target,
+    /// What it says (its `id` is set here).
+    pub info: NotificationInfo,
+    /// How to deliver it.
+    pub options: DeliveryOptions,
+    /// When sending starts (ms); `None`, or a time past, means now.
+    pub send_at: Option<i64>,
+    /// The request's `Idempotency-Key`, if any.
+    pub idempotency: Option<Idempotency>,
+    /// Wait this long for every delivery to reach a final state (`wait=true`).
+    pub wait: Option<Duration>,
+}
+
+/// An idempotency key and the hash of the request that came with it.
+#[derive(Debug)]
+pub struct Idempotency {
+    /// The `Idempotency-Key`.
+    pub key: String,
+    /// Hash of the request: a retry must match it.
+    pub request_hash: String,
+}
+
+/// What became of a send.
+#[derive(Debug)]
+pub enum Submitted {
+    /// Committed; the pipeline delivers it.
+    Accepted(Accepted),
+    /// Committed, and every delivery reached a final state within the wait.
+    Final(Results),
+}
+
+/// A finished notification with its per-device results.
+#[derive(Debug)]
+pub struct Results {
+    /// Notification id.
+    pub id: String,
+    /// `completed` or `cancelled`.
+    pub status: NotificationStatus,
+    /// Devices targeted.
+    pub targeted: i64,
+    /// One per delivery, at most [`MAX_WAIT_RESULTS`].
+    pub results: Vec<DeliveryResult>,
+}
+
+/// Why a send was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// A field no provider would accept.
+    #[error("{message}")]
+    InvalidField {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The payload is over a provider's size limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The app, a targeted device or group, or (while waiting) the notification does not exist.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// The app has no credentials for any targeted platform.
+    #[error("the app has no provider credentials for {}", .0.join(", "))]
+    NoProvider(Vec<String>),
+    /// The idempotency key came before with another request.
+    #[error("this Idempotency-Key was used with another request")]
+    KeyReused,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Delivery {
+    /// Commits `send` and hands it to the pipeline. Answers once it is
+    /// committed, or with `wait`, once every delivery is final (if that
+    /// comes in time).
+    pub async fn submit(&self, send: NewSend) -> Result<Submitted, DeliveryError> {
+        let NewSend { app_id, target, mut info, options, send_at, idempotency, wait } = send;
+        let now = now_ms();
+        let send_at = send_at.unwrap_or(now).max(now);
+        let expires_at = options.ttl_seconds.map(|ttl| send_at + i64::from(ttl) * 1000);
+        let id = new_id();
+        info.id = Some(id.clone());
+        check_payload(&info, &options)?;
+        let notification = Arc::new(Prepared::new(id, info, options, expires_at));
+        let mut accepted = None;
+        if let (Target::DeviceIds(ids), None, true) = (&target, &idempotency, send_at <= now) {
+            if let [device_id] = ids.as_slice() {
+                accepted = self.submit_one(&app_id, device_id, &notification).await?;
+            }
+        }
+        let accepted = match accepted {
+            Some(accepted) => accepted,
+            None => self.submit_tx(&app_id, &target, notification, send_at, idempotency.as_ref(), now).await?,
+        };
+        if let Some(timeout) = wait {
+            if let Some(results) = self.wait_final(&app_id, &accepted.id, timeout).await? {
+                return Ok(Submitted::Final(results));
+            }
+        }
+        Ok(Submitted::Accepted(accepted))
+    }
+
+    /// A send to one device, due now, with no idempotency key: created in a
+    /// batch with the others arriving now (see `intake.rs`) and handed to
+    /// this instance's worker. `None` when the batch failed: the caller
+    /// takes the transaction, which answers with the store's own error.
+    async fn submit_one(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        notification: &Arc<Prepared>,
+    ) -> Result<Option<Accepted>, DeliveryError> {
+        let reservation = self.worker.try_reserve(1);
+        let send = NewDeviceSend {
+            id: notification.id.clone(),
+            app_id: app_id.to_string(),
+            device_id: device_id.to_string(),
+            info: to_json("notification", &notification.info)?,
+            options: to_json("options", &notification.options)?,
+            expires_at: notification.expires_at,
+            lease_until: reservation.as_ref().map(|r| r.lease_until),
+        };
+        match self.intake.submit(send).await {
+            None => Ok(None),
+            Some(DeviceSendResult::NotFound) => Err(DeliveryError::NotFound("device")),
+            Some(DeviceSendResult::NoProvider(platform)) => Err(DeliveryError::NoProvider(vec![platform])),
+            Some(DeviceSendResult::Accepted(AcceptedSend { accepted, delivery, app_version })) => {
+                match (reservation, delivery) {
+                    (Some(reservation), Some(row)) => {
+                        self.worker.dispatch(reservation, vec![row], notification.clone(), app_version);
+                    }
+                    _ if accepted.status == NotificationStatus::Queued => self.wake(false),
+                    _ => {}
+                }
+                Ok(Some(accepted))
+            }
+        }
+    }
+
+    /// Any other send, in its own transaction. Deliveries of an explicit
+    /// target due now are created claimed when the worker has room for
+    /// them all, and handed to it; other targets wake the fan-out.
+    async fn submit_tx(
+        &self,
+        app_id: &str,
+        target: &Target,
+        notification: Arc<Prepared>,
+        send_at: i64,
+        idempotency: Option<&Idempotency>,
+        now: i64,
+    ) -> Result<Accepted, DeliveryError> {
+        let app = self.store.app(app_id).await?.ok_or(DeliveryError::NotFound("app"))?;
+        let reservation =
+            (target.is_explicit() && send_at <= now).then(|| self.worker.try_reserve(target.explicit_len())).flatten();
+        let info = to_json("notification", &notification.info)?;
+        let options = to_json("options", &notification.options)?;
+        let created = self
+            .store
+            .create_notification(&NewNotification {
+                id: &notification.id,
+                app_id,
+                target,
+                info: &info,
+                options: &options,
+                send_at,
+                expires_at: notification.expires_at,
+                providers: Providers::of(&app),
+                idempotency: idempotency.map(|i| (i.key.as_str(), i.request_hash.as_str())),
+                lease_until: reservation.as_ref().map(|r| r.lease_until),
+                now,
+            })
+            .await?;
+        match created {
+            Created::New(accepted, born) => {
+                if !target.is_explicit() {
+                    self.wake(true);
+                } else if let (Some(reservation), false) = (reservation, born.is_empty()) {
+                    self.worker.dispatch(reservation, born, notification, app.updated_at);
+                } else if accepted.status == NotificationStatus::Queued {
+                    self.wake(false);
+                }
+                Ok(accepted)
+            }
+            Created::Replayed(accepted) => Ok(accepted),
+            Created::KeyReused => Err(DeliveryError::KeyReused),
+            Created::NotFound(what) => Err(DeliveryError::NotFound(what)),
+            Created::NoProvider(platforms) => Err(DeliveryError::NoProvider(platforms)),
+        }
+    }
+
+    /// Reads the notification until it is final (woken by this instance's
+    /// workers, and at least every 100 ms as work may finish on another
+    /// instance) or `timeout` passes.
+    async fn wait_final(&self, app_id: &str, id: &str, timeout: Duration) -> Result<Option<Results>, DeliveryError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let row = self.store.notification(app_id, id).await?.ok_or(DeliveryError::NotFound("notification"))?;
+            if row.status.is_final() {
+                let results = self.store.delivery_results(id, MAX_WAIT_RESULTS).await?;
+                return Ok(Some(Results { id: row.id, status: row.status, targeted: row.targeted, results }));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), self.signals.done.notified()).await;
+        }
+    }
+}
+
+/// Refuses what no provider would accept: over the size limits, or a field
+/// a payload cannot carry.
+fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> Result<(), DeliveryError> {
+    let refused = |e: PayloadError, raw_field: &'static str| match e {
+        PayloadError::TooLarge { .. } => DeliveryError::PayloadTooLarge(e.to_string()),
+        PayloadError::CollapseIdTooLong { .. } => {
+            DeliveryError::InvalidField { field: "options.collapse_key", message: e.to_string() }
+        }
+        other => DeliveryError::InvalidField { field: raw_field, message: other.to_string() },
+    };
+    pushgate_providers::apns::payload::build(info, options).map_err(|e| refused(e, "notification.apns"))?;
+    pushgate_providers::fcm::message::build("token", info, options).map_err(|e| refused(e, "notification.fcm"))?;
+    Ok(())
+}
+
+/// The stored JSON of `value`.
+fn to_json(field: &'static str, value: &impl serde::Serialize) -> Result<String, DeliveryError> {
+    serde_json::to_string(value).map_err(|e| DeliveryError::InvalidField { field, message: e.to_string() })
+}
