@@ -9,10 +9,10 @@ use std::time::Instant;
 use futures_util::future::join_all;
 
 use crate::batcher::Batcher;
-use crate::store::{DeviceRow, NewDevice, Registration, Store, StoreResult};
+use crate::store::{NewDevice, RegisteredDevice, Registration, Store, StoreResult};
 
 /// A registration's answer: the device and whether it is new.
-type Registered = StoreResult<(DeviceRow, bool)>;
+type Registered = StoreResult<RegisteredDevice>;
 
 /// Registers devices in batches; cheap to clone.
 #[derive(Clone)]

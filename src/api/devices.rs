@@ -15,7 +15,7 @@ use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::{names, time::Timestamp, DeviceToken, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::store::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
+use crate::store::{DeviceFilter, DevicePatch, DeviceRow, NewDevice, RegisteredDevice};
 
 /// Largest serialized `metadata` object, in bytes.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -270,7 +270,7 @@ async fn register(
     Json(body): Json<RegisterDevice>,
 ) -> ApiResult<(StatusCode, axum::Json<DeviceView>)> {
     let device = body.validate()?;
-    let (row, created) = st.registrar.register(app_id, device).await?;
+    let RegisteredDevice { device: row, created } = st.registrar.register(app_id, device).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(DeviceView::new(row)?)))
 }

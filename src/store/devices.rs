@@ -60,6 +60,15 @@ impl DeviceRow {
     }
 }
 
+/// A registered device, and whether the registration created it.
+#[derive(Clone, Debug)]
+pub struct RegisteredDevice {
+    /// The device as the registration left it.
+    pub device: DeviceRow,
+    /// True when new; false when an existing device was refreshed.
+    pub created: bool,
+}
+
 /// A validated registration (`POST /v1/devices`). `None` fields keep what an
 /// existing device has; `groups: Some` replaces its memberships.
 #[derive(Debug)]
@@ -233,7 +242,7 @@ impl Store {
     /// Registers a device or refreshes the one with the same installation id
     /// (when given) or the same (platform, token); returns the device and
     /// whether it is new. A refreshed device is active again.
-    pub async fn register_device(&self, app_id: &str, device: &NewDevice) -> StoreResult<(DeviceRow, bool)> {
+    pub async fn register_device(&self, app_id: &str, device: &NewDevice) -> StoreResult<RegisteredDevice> {
         let mut attempt = 1;
         loop {
             match self.try_register_device(app_id, device).await {
@@ -243,7 +252,7 @@ impl Store {
         }
     }
 
-    async fn try_register_device(&self, app_id: &str, d: &NewDevice) -> StoreResult<(DeviceRow, bool)> {
+    async fn try_register_device(&self, app_id: &str, d: &NewDevice) -> StoreResult<RegisteredDevice> {
         let new_id = new_id();
         let now = now_ms();
         let platform = d.platform.as_str();
@@ -272,7 +281,7 @@ impl Store {
             }
             let row = sqlx::query_as::<_, DeviceRow>(&select).bind(&id).fetch_one(&mut *tx).await?;
             tx.commit().await?;
-            (row, id == new_id)
+            RegisteredDevice { device: row, created: id == new_id }
         }))
     }
 

@@ -26,7 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use apps::{AppRow, NewApp};
 pub use deliveries::{ClaimedDelivery, DeadToken, DeliveryFilter, DeliveryRow, DeliveryUpdate, QueueDepth};
 pub use device_sends::{AcceptedSend, DeviceSendResult, NewDeviceSend};
-pub use devices::{DeviceFilter, DevicePatch, DeviceRow, NewDevice};
+pub use devices::{DeviceFilter, DevicePatch, DeviceRow, NewDevice, RegisteredDevice};
 pub use fanout::{FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow};
 pub use groups::GroupRow;
 pub use keys::{generate_key, hash_key, KeyKind, KeyRow};

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::devices::{BY_INSTALLATION, BY_TOKEN, DEVICE_RETURNING, REFRESH_DEVICE};
 use super::sql::{on_pool, BeginWrite, Dialect};
-use super::{DeviceRow, NewDevice, Store, StoreError, StoreResult};
+use super::{DeviceRow, NewDevice, RegisteredDevice, Store, StoreError, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms};
 
 /// One registration of a batch.
@@ -264,11 +264,11 @@ impl Store {
     /// Registers a batch of devices in one transaction, as if one after
     /// another (see the module doc); returns each one's device and whether it
     /// is new, in order. On an error nothing is written.
-    pub async fn register_devices(&self, batch: &[Registration]) -> StoreResult<Vec<(DeviceRow, bool)>> {
+    pub async fn register_devices(&self, batch: &[Registration]) -> StoreResult<Vec<RegisteredDevice>> {
         let sql = Statements::new(&self.dialect());
         let new_ids: Vec<String> = batch.iter().map(|_| new_id()).collect();
         let now = now_ms();
-        let mut answers: Vec<Option<(DeviceRow, bool)>> = vec![None; batch.len()];
+        let mut answers: Vec<Option<RegisteredDevice>> = vec![None; batch.len()];
         let mut steps = Vec::new();
         for round in rounds(batch) {
             for by_installation in [false, true] {
@@ -305,7 +305,7 @@ impl Store {
                 }
                 for (&i, device) in step.items.iter().zip(devices) {
                     let created = device.id == new_ids[i];
-                    answers[i] = Some((device, created));
+                    answers[i] = Some(RegisteredDevice { device, created });
                 }
             }
             tx.commit().await?;

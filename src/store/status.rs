@@ -27,7 +27,7 @@ macro_rules! text_enum {
 
         impl $name {
             /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+            pub const ALL: &[Self] = &[$(Self::$variant),+];
 
             /// The column (and JSON) text.
             pub fn as_str(self) -> &'static str {

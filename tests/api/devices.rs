@@ -179,7 +179,7 @@ async fn one_batch_applies_registrations_of_a_device_in_order(db: Db) {
     let store = Store::connect(&app.config.database_url).await.expect("store");
     let answers = store.register_devices(&batch).await.expect("one batch, no fallback");
     store.close().await;
-    let seen: Vec<(&str, bool)> = answers.iter().map(|(row, created)| (row.id.as_str(), *created)).collect();
+    let seen: Vec<(&str, bool)> = answers.iter().map(|a| (a.device.id.as_str(), a.created)).collect();
     let first = seen[0].0;
     let installed = seen[2].0;
     assert_eq!(
@@ -196,7 +196,7 @@ async fn one_batch_applies_registrations_of_a_device_in_order(db: Db) {
         ]
     );
     assert_eq!(HashSet::from([first, installed, plain.as_str(), rotating.as_str(), seen[7].0]).len(), 5);
-    let row = |n: usize| &answers[n].0;
+    let row = |n: usize| &answers[n].device;
     assert_eq!((row(0).user_id.as_deref(), row(0).groups()), (Some("u-1"), vec![]), "each answer as of its own turn");
     assert_eq!((row(1).user_id.as_deref(), row(1).groups()), (Some("u-2"), vec!["a".to_string(), "b".to_string()]));
     assert_eq!((row(5).user_id.as_deref(), row(5).groups()), (Some("u-2"), vec![]), "left-out fields are kept");
