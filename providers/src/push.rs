@@ -51,12 +51,15 @@ impl Expiry {
     }
 
     /// FCM `android.ttl` at `now`: what remains of the notification's life,
-    /// in whole seconds (`"0s"` once nothing remains).
+    /// rounded up to whole seconds (`"0s"` once nothing remains).
     pub fn fcm_ttl(&self, now: SystemTime) -> Option<String> {
         match self {
             Expiry::ProviderDefault => None,
             Expiry::NowOrNever => Some("0s".to_owned()),
-            Expiry::At(at) => Some(format!("{}s", at.duration_since(now).unwrap_or_default().as_secs())),
+            Expiry::At(at) => {
+                let left = at.duration_since(now).unwrap_or_default();
+                Some(format!("{}s", left.as_secs() + u64::from(left.subsec_nanos() > 0)))
+            }
         }
     }
 }

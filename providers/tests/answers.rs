@@ -162,14 +162,14 @@ async fn instances_sharing_a_token_cache_send_with_one_token() {
 async fn the_token_update_window_is_configurable() {
     let mock = mock_with(|cfg| cfg.provider_token_update_window = Duration::from_millis(300)).await;
     let (token, opts) = (hex_token("f5", 1), DeliveryOptions::default());
-    for _ in 0..2 {
-        let instance = ApnsClient::with_token_cache(
-            apns_credentials(&mock),
-            &config(&mock),
-            Arc::new(MemoryTokenCache::default()),
-        )
-        .expect("client");
-        assert!(instance.send(Push::to(&token), &note(), &opts).await.is_delivered());
-    }
+    let instance = || {
+        ApnsClient::with_token_cache(apns_credentials(&mock), &config(&mock), Arc::new(MemoryTokenCache::default()))
+            .expect("client")
+    };
+    assert!(instance().send(Push::to(&token), &note(), &opts).await.is_delivered());
+    let too_soon = instance().send(Push::to(&token), &note(), &opts).await;
+    assert!(matches!(&too_soon, Outcome::Retry { status: Some(429), .. }), "{too_soon:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(instance().send(Push::to(&token), &note(), &opts).await.is_delivered());
     assert_eq!(mock.apns_jwt_count(), 2);
 }

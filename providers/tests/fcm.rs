@@ -136,7 +136,7 @@ async fn data_over_4k_is_refused_before_sending() {
 }
 
 #[tokio::test]
-async fn wrong_project_and_unknown_service_account_are_rejected() {
+async fn wrong_project_and_unknown_service_account_mark_the_credentials_failing() {
     let mock = mock().await;
     let note = info(json!({"body": "hi"}));
 
@@ -145,7 +145,8 @@ async fn wrong_project_and_unknown_service_account_are_rejected() {
     let wrong_project = FcmClient::new(creds, &config(&mock)).expect("client");
     let outcome = wrong_project.send(Push::to("device-7"), &note, &DeliveryOptions::default()).await;
     assert!(
-        matches!(&outcome, Outcome::Rejected { status: Some(403), reason } if reason.starts_with("PERMISSION_DENIED")),
+        matches!(&outcome, Outcome::CredentialsFailing { status: Some(403), reason, .. }
+            if reason.starts_with("PERMISSION_DENIED")),
         "{outcome:?}"
     );
 
@@ -156,7 +157,7 @@ async fn wrong_project_and_unknown_service_account_are_rejected() {
     let stranger = FcmClient::new(creds, &config(&mock)).expect("client");
     let outcome = stranger.send(Push::to("device-7"), &note, &DeliveryOptions::default()).await;
     assert!(
-        matches!(&outcome, Outcome::Rejected { status: None, reason } if reason.contains("invalid_grant")),
+        matches!(&outcome, Outcome::CredentialsFailing { status: None, reason, .. } if reason.contains("invalid_grant")),
         "{outcome:?}"
     );
     assert_eq!(mock.total_received(), 0);

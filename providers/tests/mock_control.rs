@@ -20,7 +20,7 @@ async fn behaviors_and_counts_over_http() {
     assert_eq!(resp.status(), 204);
 
     let outcome = apns(&mock).send(Push::to(&token), &NotificationInfo::default(), &DeliveryOptions::default()).await;
-    assert!(matches!(outcome, Outcome::InvalidToken { status: 410, .. }), "{outcome:?}");
+    assert!(matches!(outcome, Outcome::Unregistered { status: 410, .. }), "{outcome:?}");
     let ok = hex_token("ac", 1);
     assert!(apns(&mock)
         .send(Push::to(&ok), &NotificationInfo::default(), &DeliveryOptions::default())
