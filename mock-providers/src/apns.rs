@@ -1,7 +1,7 @@
 //! The APNs stand-in: `POST /3/device/{token}`, answering as Apple does.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, Version};
@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::behavior::Decision;
+use crate::behavior::{is_sandbox_token, Decision};
 use crate::http::{self, Body};
 use crate::state::{bump, JwtEntry, Provider, Received, State};
 
@@ -39,6 +39,8 @@ struct Claims {
     iat: u64,
 }
 
+const TOO_MANY_UPDATES: &str = "TooManyProviderTokenUpdates";
+
 fn error(status: u16, reason: &str) -> Response<Body> {
     http::json(status, &json!({ "reason": reason }))
 }
@@ -47,21 +49,36 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-/// Checks the provider token; on success returns the topic its key may use.
-fn authenticate(state: &State, jwt: Option<&str>) -> Result<String, &'static str> {
-    let jwt = jwt.ok_or("MissingProviderToken")?;
+/// Checks the provider token; on success returns the topic its key may
+/// use, else the status and reason to answer.
+fn authenticate(state: &State, jwt: Option<&str>) -> Result<String, (u16, &'static str)> {
+    let forbidden = |reason| (403, reason);
+    let jwt = jwt.ok_or(forbidden("MissingProviderToken"))?;
     let now = now_secs();
     if let Some(entry) = state.jwts.get(jwt) {
+        if state.revoked_keys.contains_key(&entry.kid) {
+            return Err(forbidden("InvalidProviderToken"));
+        }
         if entry.expired || now.saturating_sub(entry.iat) > MAX_JWT_AGE {
-            return Err("ExpiredProviderToken");
+            return Err(forbidden("ExpiredProviderToken"));
         }
         return Ok(entry.topic.clone());
     }
+    verify(state, jwt, now).map_err(|reason| if reason == TOO_MANY_UPDATES { (429, reason) } else { forbidden(reason) })
+}
+
+/// Verifies a provider token not seen before and remembers it, unless it
+/// updates its key's token too soon: Apple refuses a new token for a key
+/// within 20 minutes of the previous one (429 `TooManyProviderTokenUpdates`).
+fn verify(state: &State, jwt: &str, now: u64) -> Result<String, &'static str> {
     let header = jsonwebtoken::decode_header(jwt).map_err(|_| "InvalidProviderToken")?;
     if header.alg != Algorithm::ES256 {
         return Err("InvalidProviderToken");
     }
     let kid = header.kid.ok_or("InvalidProviderToken")?;
+    if state.revoked_keys.contains_key(&kid) {
+        return Err("InvalidProviderToken");
+    }
     let key = {
         let keys = state.apns_keys.read().unwrap_or_else(|e| e.into_inner());
         keys.get(&kid).cloned().ok_or("InvalidProviderToken")?
@@ -78,10 +95,17 @@ fn authenticate(state: &State, jwt: Option<&str>) -> Result<String, &'static str
     if now.saturating_sub(claims.iat) > MAX_JWT_AGE {
         return Err("ExpiredProviderToken");
     }
+    {
+        let mut updated = state.key_updates.entry(kid.clone()).or_insert(None);
+        if updated.is_some_and(|at| at.elapsed() < state.token_update_window) {
+            return Err(TOO_MANY_UPDATES);
+        }
+        *updated = Some(Instant::now());
+    }
     if state.jwts.len() >= MAX_CACHED_JWTS {
         state.jwts.clear();
     }
-    let entry = JwtEntry { iat: claims.iat, topic: key.topic.clone(), expired: false };
+    let entry = JwtEntry { iat: claims.iat, topic: key.topic.clone(), kid, expired: false };
     if state.jwts.insert(jwt.to_owned(), entry).is_none() {
         bump(&state.counters.apns_jwts);
     }
@@ -127,15 +151,15 @@ fn valid_token(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Handles one push.
-pub(crate) async fn push(state: &State, token: &str, req: Request<Incoming>) -> Response<Body> {
+/// Handles one push, to the production host or (`sandbox`) the sandbox one.
+pub(crate) async fn push(state: &State, token: &str, sandbox: bool, req: Request<Incoming>) -> Response<Body> {
     // Apple speaks HTTP/2 only; a client that falls back to HTTP/1.1 is wrong.
     if req.version() != Version::HTTP_2 {
         return error(505, "HTTP2Required");
     }
     let topic = match authenticate(state, http::bearer(&req)) {
         Ok(topic) => topic,
-        Err(reason) => return error(403, reason),
+        Err((status, reason)) => return error(status, reason),
     };
     let headers = match check_headers(&req, &topic) {
         Ok(headers) => headers,
@@ -144,7 +168,8 @@ pub(crate) async fn push(state: &State, token: &str, req: Request<Incoming>) -> 
     if token.is_empty() {
         return error(400, "MissingDeviceToken");
     }
-    if !valid_token(token) {
+    // A development build's token is unknown to the production host.
+    if !valid_token(token) || (!sandbox && is_sandbox_token(token)) {
         return error(400, "BadDeviceToken");
     }
     let apns_id = headers.get("apns-id").cloned().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -171,7 +196,11 @@ pub(crate) async fn push(state: &State, token: &str, req: Request<Incoming>) -> 
             None
         }
         Decision::Dead => Some(http::json(410, &json!({"reason": "Unregistered", "timestamp": now_secs() * 1000}))),
+        Decision::UnregisteredSince(ms) => Some(http::json(410, &json!({"reason": "Unregistered", "timestamp": ms}))),
         Decision::BadToken => Some(error(400, "BadDeviceToken")),
+        Decision::SenderIdMismatch => Some(error(400, "DeviceTokenNotForTopic")),
+        Decision::ThirdPartyAuthError => Some(error(403, "InvalidProviderToken")),
+        Decision::PermissionDenied => Some(error(400, "BadTopic")),
         Decision::Status { status, retry_after } => {
             let reason = match status {
                 429 => "TooManyRequests",
@@ -190,7 +219,7 @@ pub(crate) async fn push(state: &State, token: &str, req: Request<Incoming>) -> 
         return http::with_header(resp, "apns-id", &apns_id);
     }
     bump(&state.counters.apns_delivered);
-    state.record_delivery(token, Received { provider: Provider::Apns, headers, payload });
+    state.record_delivery(token, Received { provider: Provider::Apns, sandbox, headers, payload });
     let resp = http::with_header(http::empty(200), "apns-id", &apns_id);
     http::with_header(resp, "apns-unique-id", &uuid::Uuid::new_v4().to_string())
 }

@@ -7,8 +7,11 @@
 //! | `0bad` / `bad-`          | 400 `BadDeviceToken`            | 400 `INVALID_ARGUMENT` (registration token) |
 //! | `0429` / `r429-`         | first attempt 429, `Retry-After: 1`, then 200 | same                      |
 //! | `0503` / `r503-`         | first attempt 503, `Retry-After: 1`, then 200 | same                      |
+//! | `5a4d` ("sand")          | a development build's token: the production host answers 400 `BadDeviceToken`, the sandbox host accepts it | — |
 //!
-//! APNs tokens must still be 64 hex characters, hence the hex prefixes.
+//! APNs tokens must still be 64 hex characters, hence the hex prefixes. The
+//! stand-in does not know in which environment other tokens were
+//! registered: both hosts accept them.
 //! A behaviour set with [`crate::MockHandle::set_behavior`] wins over the name.
 
 use dashmap::DashMap;
@@ -40,8 +43,24 @@ pub enum Behavior {
         /// Delay before answering, in milliseconds.
         delay_ms: u64,
     },
+    /// The app was uninstalled at `timestamp_ms` (ms since the epoch): APNs
+    /// 410 `Unregistered` with that `timestamp`, FCM 404 `UNREGISTERED`.
+    UnregisteredSince {
+        /// Apple's `timestamp`.
+        timestamp_ms: u64,
+    },
+    /// The token belongs to another sender: FCM 403 `PERMISSION_DENIED` with
+    /// `SENDER_ID_MISMATCH`; APNs (same meaning) 400 `DeviceTokenNotForTopic`.
+    SenderIdMismatch,
+    /// The app's APNs credentials in Firebase are refused: FCM 401
+    /// `UNAUTHENTICATED` with `THIRD_PARTY_AUTH_ERROR`; APNs 403 `InvalidProviderToken`.
+    ThirdPartyAuthError,
+    /// The sender may not send for the project: FCM 403 `PERMISSION_DENIED`
+    /// (IAM); APNs (the key may not use the topic) 400 `BadTopic`.
+    PermissionDenied,
     /// Always answer `status` with `reason` (APNs `reason`, FCM `status`
-    /// with no details), e.g. 400 `TopicDisallowed` or 404 `NOT_FOUND`.
+    /// with no details), e.g. 403 `InvalidProviderToken`, 400 `BadTopic`,
+    /// 403 `ExpiredProviderToken` or 404 `NOT_FOUND`.
     Fail {
         /// HTTP status to answer.
         status: u16,
@@ -62,6 +81,10 @@ pub(crate) enum Decision {
     BadToken,
     Status { status: u16, retry_after: Option<u64> },
     Delay(u64),
+    UnregisteredSince(u64),
+    SenderIdMismatch,
+    ThirdPartyAuthError,
+    PermissionDenied,
     Fail { status: u16, reason: String },
 }
 
@@ -104,6 +127,10 @@ impl Behaviors {
                 }
                 Behavior::Status { .. } => Decision::Accept,
                 Behavior::Slow { delay_ms } => Decision::Delay(*delay_ms),
+                Behavior::UnregisteredSince { timestamp_ms } => Decision::UnregisteredSince(*timestamp_ms),
+                Behavior::SenderIdMismatch => Decision::SenderIdMismatch,
+                Behavior::ThirdPartyAuthError => Decision::ThirdPartyAuthError,
+                Behavior::PermissionDenied => Decision::PermissionDenied,
                 Behavior::Fail { status, reason } => Decision::Fail { status: *status, reason: reason.clone() },
             };
         }
@@ -114,6 +141,11 @@ impl Behaviors {
 /// Whether the naming convention answers `token` by attempt number.
 pub(crate) fn depends_on_attempt(token: &str) -> bool {
     ["0429", "r429-", "0503", "r503-"].iter().any(|p| token.starts_with(p))
+}
+
+/// Whether `token` is, by name, a sandbox (development build) APNs token.
+pub(crate) fn is_sandbox_token(token: &str) -> bool {
+    token.starts_with("5a4d")
 }
 
 fn by_name(token: &str, attempt: u64) -> Decision {
@@ -167,5 +199,9 @@ mod tests {
         assert_eq!(b, Behavior::Status { status: 429, retry_after: Some(3), times: 1 });
         let b: Behavior = serde_json::from_str(r#"{"kind":"dead"}"#).expect("parses");
         assert_eq!(b, Behavior::Dead);
+        let b: Behavior = serde_json::from_str(r#"{"kind":"unregistered_since","timestamp_ms":5}"#).expect("parses");
+        assert_eq!(b, Behavior::UnregisteredSince { timestamp_ms: 5 });
+        let b: Behavior = serde_json::from_str(r#"{"kind":"sender_id_mismatch"}"#).expect("parses");
+        assert_eq!(b, Behavior::SenderIdMismatch);
     }
 }

@@ -5,6 +5,8 @@
 //! - `GET /mock/stats` → totals ([`crate::MockStats`])
 //! - `GET /mock/received/{token}` → `{"token", "attempts", "delivered", "received": [...]}`
 //! - `POST /mock/expire-apns-tokens`, `POST /mock/revoke-fcm-tokens` → 204
+//! - `POST /mock/oauth` `{"failure": "invalid_grant" | "unavailable" | null}` → 204
+//! - `POST` / `DELETE /mock/revoked-apns-keys/{key_id}` → 204 (refuse / accept its tokens again)
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -14,7 +16,20 @@ use serde_json::json;
 use crate::behavior::Behavior;
 use crate::http::{self, Body};
 use crate::state::State;
+use crate::OAuthFailure;
 use crate::{apns, fcm};
+
+#[derive(Deserialize)]
+struct SetOAuth {
+    failure: Option<OAuthFailureName>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OAuthFailureName {
+    InvalidGrant,
+    Unavailable,
+}
 
 #[derive(Deserialize)]
 struct SetBehavior {
@@ -43,6 +58,30 @@ pub(crate) async fn handle(state: &State, rest: &str, req: Request<Incoming>) ->
             }
         }
         (&Method::GET, "stats") => http::json(200, &json!(state.stats())),
+        (&Method::POST, "oauth") => {
+            let Some(body) = http::read_body(req).await else {
+                return http::json(413, &json!({"error": "body too large"}));
+            };
+            match serde_json::from_slice::<SetOAuth>(&body) {
+                Ok(set) => {
+                    let failure = set.failure.map(|f| match f {
+                        OAuthFailureName::InvalidGrant => OAuthFailure::InvalidGrant,
+                        OAuthFailureName::Unavailable => OAuthFailure::Unavailable,
+                    });
+                    *state.oauth_failure.write().unwrap_or_else(|e| e.into_inner()) = failure;
+                    http::empty(204)
+                }
+                Err(e) => http::json(400, &json!({"error": e.to_string()})),
+            }
+        }
+        (&Method::POST, _) if rest.starts_with("revoked-apns-keys/") => {
+            state.revoked_keys.insert(rest["revoked-apns-keys/".len()..].to_owned(), ());
+            http::empty(204)
+        }
+        (&Method::DELETE, _) if rest.starts_with("revoked-apns-keys/") => {
+            state.revoked_keys.remove(&rest["revoked-apns-keys/".len()..]);
+            http::empty(204)
+        }
         (&Method::POST, "expire-apns-tokens") => {
             apns::expire_jwts(state);
             http::empty(204)

@@ -56,7 +56,7 @@ impl ApnsKey {
     pub fn credentials_json(&self) -> Value {
         json!({
             "team_id": self.team_id, "key_id": self.key_id, "private_key": self.private_key_pem,
-            "topic": self.topic, "environment": "sandbox"
+            "topic": self.topic, "environment": "production"
         })
     }
 }

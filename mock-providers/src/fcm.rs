@@ -23,6 +23,16 @@ fn google_error(code: u16, status: &str, message: &str, error_code: Option<&str>
     http::json(code, &json!({ "error": error }))
 }
 
+/// What Google answers when the service account may not send for `project`.
+fn permission_denied(project: &str) -> Response<Body> {
+    google_error(
+        403,
+        "PERMISSION_DENIED",
+        &format!("Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/{project}' (or it may not exist)."),
+        None,
+    )
+}
+
 fn invalid(message: &str) -> Response<Body> {
     google_error(400, "INVALID_ARGUMENT", message, Some("INVALID_ARGUMENT"))
 }
@@ -79,12 +89,7 @@ pub(crate) async fn send(state: &State, project: &str, req: Request<Incoming>) -
         );
     };
     if issued_for != project {
-        return google_error(
-            403,
-            "PERMISSION_DENIED",
-            &format!("Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/{project}'"),
-            None,
-        );
+        return permission_denied(project);
     }
     let Some(body) = http::read_body(req).await else {
         return invalid("Request payload size exceeds the limit");
@@ -105,7 +110,20 @@ pub(crate) async fn send(state: &State, project: &str, req: Request<Incoming>) -
             None
         }
         Decision::Dead => Some(google_error(404, "NOT_FOUND", "Requested entity was not found.", Some("UNREGISTERED"))),
+        Decision::UnregisteredSince(_) => {
+            Some(google_error(404, "NOT_FOUND", "Requested entity was not found.", Some("UNREGISTERED")))
+        }
         Decision::BadToken => Some(invalid("The registration token is not a valid FCM registration token")),
+        Decision::SenderIdMismatch => {
+            Some(google_error(403, "PERMISSION_DENIED", "SenderId mismatch", Some("SENDER_ID_MISMATCH")))
+        }
+        Decision::ThirdPartyAuthError => Some(google_error(
+            401,
+            "UNAUTHENTICATED",
+            "Auth error from APNS or Web Push Service",
+            Some("THIRD_PARTY_AUTH_ERROR"),
+        )),
+        Decision::PermissionDenied => Some(permission_denied(project)),
         Decision::Status { status, retry_after } => {
             let (canonical, code, message) = match status {
                 429 => ("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded for quota metric 'Send requests'"),
@@ -128,7 +146,7 @@ pub(crate) async fn send(state: &State, project: &str, req: Request<Incoming>) -
     bump(&state.counters.fcm_delivered);
     state.record_delivery(
         &token,
-        Received { provider: Provider::Fcm, headers: BTreeMap::new(), payload: Value::Object(message) },
+        Received { provider: Provider::Fcm, sandbox: false, headers: BTreeMap::new(), payload: Value::Object(message) },
     );
     let id = format!("0:{}%{}", attempt, uuid::Uuid::new_v4().simple());
     http::json(200, &json!({ "name": format!("projects/{project}/messages/{id}") }))

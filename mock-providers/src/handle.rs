@@ -48,6 +48,11 @@ impl MockHandle {
         self.state.base_url.clone()
     }
 
+    /// `https://127.0.0.1:PORT/sandbox`: the APNs sandbox host's base URL.
+    pub fn apns_sandbox_url(&self) -> String {
+        format!("{}{}", self.state.base_url, self.state.sandbox_path)
+    }
+
     /// `https://127.0.0.1:PORT/token`: the OAuth token endpoint.
     pub fn token_url(&self) -> String {
         self.state.token_url()
@@ -148,6 +153,23 @@ impl MockHandle {
     /// `ExpiredProviderToken` from now on.
     pub fn expire_apns_jwts(&self) {
         apns::expire_jwts(&self.state);
+    }
+
+    /// Refuses (`true`) or accepts again every provider token of APNs key
+    /// `key_id`: 403 `InvalidProviderToken`, as for a key revoked in Apple's
+    /// developer account.
+    pub fn set_apns_key_revoked(&self, key_id: &str, revoked: bool) {
+        if revoked {
+            self.state.revoked_keys.insert(key_id.to_owned(), ());
+        } else {
+            self.state.revoked_keys.remove(key_id);
+        }
+    }
+
+    /// Scripts the OAuth token endpoint: every request fails as `failure`
+    /// says, until called again with `None`.
+    pub fn set_oauth_failure(&self, failure: Option<crate::OAuthFailure>) {
+        *self.state.oauth_failure.write().unwrap_or_else(|e| e.into_inner()) = failure;
     }
 
     /// Forgets every issued FCM access token: the next sends get 401.

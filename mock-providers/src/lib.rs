@@ -21,6 +21,7 @@ mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -46,6 +47,28 @@ pub struct MockConfig {
     /// How many accepted payloads to keep per token. 0 (benchmarks) keeps
     /// no per-token records at all: only the totals of [`MockStats`] count.
     pub keep_payloads: usize,
+    /// The path the APNs sandbox host is served under, on the same port:
+    /// its base URL is `https://HOST:PORT{apns_sandbox_path}`.
+    pub apns_sandbox_path: String,
+    /// Least time between two new provider tokens of one APNs key; a newer
+    /// one sooner is refused with 429 `TooManyProviderTokenUpdates`, as
+    /// Apple does ([`APPLE_TOKEN_UPDATE_WINDOW`]). Zero (the default) lets
+    /// clients renew at will: a benchmark runs several gateways, each with
+    /// its own store, against one stand-in and one key.
+    pub provider_token_update_window: Duration,
+}
+
+/// How often Apple lets a key's provider token change: once per 20 minutes.
+pub const APPLE_TOKEN_UPDATE_WINDOW: Duration = Duration::from_secs(20 * 60);
+
+/// How the OAuth token endpoint stand-in answers, when scripted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OAuthFailure {
+    /// The service account is refused: 400 `invalid_grant` (a deleted or
+    /// disabled key).
+    InvalidGrant,
+    /// The endpoint is down: 503 with `Retry-After`.
+    Unavailable,
 }
 
 impl Default for MockConfig {
@@ -57,6 +80,8 @@ impl Default for MockConfig {
             apns_topic: "com.example.pushgate".to_owned(),
             fcm_project_id: "pushgate-mock".to_owned(),
             keep_payloads: 16,
+            apns_sandbox_path: "/sandbox".to_owned(),
+            provider_token_update_window: Duration::ZERO,
         }
     }
 }
@@ -96,7 +121,11 @@ pub async fn run(cfg: MockConfig) -> Result<(), MockError> {
         handle.write_files(dir)?;
     }
     println!("mock APNs + FCM listening on {}", handle.base_url());
-    println!("  PUSHGATE_APNS_URL={0} PUSHGATE_FCM_URL={0}", handle.base_url());
+    println!(
+        "  PUSHGATE_APNS_URL={0} PUSHGATE_APNS_SANDBOX_URL={1} PUSHGATE_FCM_URL={0}",
+        handle.base_url(),
+        handle.apns_sandbox_url()
+    );
     match &out_dir {
         Some(dir) => println!("  credentials and ca.pem written to {}", dir.display()),
         None => println!("  (pass --out-dir DIR to get ca.pem and credentials)"),

@@ -37,6 +37,22 @@ fn unverified_issuer(jwt: &str) -> Option<String> {
 /// Exchanges a signed assertion for an access token.
 pub(crate) async fn token(state: &State, req: Request<Incoming>) -> Response<Body> {
     bump(&state.counters.token_requests);
+    let scripted = *state.oauth_failure.read().unwrap_or_else(|e| e.into_inner());
+    match scripted {
+        // Google's answer for a service-account key that was deleted or disabled.
+        Some(crate::OAuthFailure::InvalidGrant) => return oauth_error("invalid_grant", "Invalid JWT Signature."),
+        Some(crate::OAuthFailure::Unavailable) => {
+            return http::with_header(
+                http::json(
+                    503,
+                    &json!({"error": "temporarily_unavailable", "error_description": "Service unavailable."}),
+                ),
+                "retry-after",
+                "5",
+            )
+        }
+        None => {}
+    }
     let Some(body) = http::read_body(req).await else {
         return oauth_error("invalid_request", "Body too large.");
     };

@@ -37,6 +37,11 @@ impl MockServer {
             apns_keys: RwLock::new(HashMap::from([(apns_key.key_id.clone(), apns_key.clone())])),
             accounts: RwLock::new(HashMap::from([(account.client_email.clone(), account.clone())])),
             jwts: Default::default(),
+            key_updates: Default::default(),
+            token_update_window: cfg.provider_token_update_window,
+            revoked_keys: Default::default(),
+            sandbox_path: format!("/{}", cfg.apns_sandbox_path.trim_matches('/')),
+            oauth_failure: RwLock::new(None),
             access_tokens: Default::default(),
             behaviors: Default::default(),
             records: Default::default(),
@@ -103,11 +108,17 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
 async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let post = req.method() == Method::POST;
-    if let Some(token) = path.strip_prefix("/3/device/") {
+    let sandbox_device = path.strip_prefix(state.sandbox_path.as_str()).and_then(|p| p.strip_prefix("/3/device/"));
+    let apns = match (path.strip_prefix("/3/device/"), sandbox_device) {
+        (Some(token), _) => Some((token, false)),
+        (None, Some(token)) => Some((token, true)),
+        (None, None) => None,
+    };
+    if let Some((token, sandbox)) = apns {
         if !post {
             return http::json(405, &serde_json::json!({"reason": "MethodNotAllowed"}));
         }
-        return apns::push(state, token, req).await;
+        return apns::push(state, token, sandbox, req).await;
     }
     if let Some(project) = path.strip_prefix("/v1/projects/").and_then(|p| p.strip_suffix("/messages:send")) {
         if post {

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,9 @@ pub enum Provider {
 pub struct Received {
     /// Which stand-in accepted it.
     pub provider: Provider,
+    /// Whether it reached the APNs sandbox host (development builds).
+    #[serde(default)]
+    pub sandbox: bool,
     /// The `apns-*` request headers (APNs only).
     pub headers: BTreeMap<String, String>,
     /// The APNs payload, or the FCM `message`.
@@ -76,6 +80,7 @@ pub(crate) struct TokenRecord {
 pub(crate) struct JwtEntry {
     pub(crate) iat: u64,
     pub(crate) topic: String,
+    pub(crate) kid: String,
     pub(crate) expired: bool,
 }
 
@@ -86,6 +91,16 @@ pub(crate) struct State {
     pub(crate) accounts: RwLock<HashMap<String, ServiceAccountKey>>,
     /// Verified JWTs, so the ECDSA check runs once per token, not per push.
     pub(crate) jwts: DashMap<String, JwtEntry>,
+    /// When each APNs key last got a new provider token.
+    pub(crate) key_updates: DashMap<String, Option<Instant>>,
+    /// Least time between two new provider tokens of one key.
+    pub(crate) token_update_window: Duration,
+    /// APNs key ids whose tokens are refused (`InvalidProviderToken`).
+    pub(crate) revoked_keys: DashMap<String, ()>,
+    /// The path under which the APNs sandbox host is served.
+    pub(crate) sandbox_path: String,
+    /// How the OAuth token endpoint answers every request, when scripted.
+    pub(crate) oauth_failure: RwLock<Option<crate::OAuthFailure>>,
     /// Issued access tokens → project id.
     pub(crate) access_tokens: DashMap<String, String>,
     pub(crate) behaviors: Behaviors,

@@ -18,8 +18,11 @@ pub const FCM_URL: &str = "https://fcm.googleapis.com";
 /// Settings shared by every provider client of the service.
 #[derive(Clone, Debug)]
 pub struct ProviderConfig {
-    /// APNs base URL; `None` uses Apple's host for the credentials' environment.
+    /// APNs base URL of production devices; `None` uses Apple's production host.
     pub apns_base_url: Option<String>,
+    /// APNs base URL of sandbox (development build) devices; `None` uses
+    /// Apple's sandbox host.
+    pub apns_sandbox_base_url: Option<String>,
     /// FCM base URL; `None` uses Google's host.
     pub fcm_base_url: Option<String>,
     /// Extra PEM root certificates to trust (test doubles, TLS proxies).
@@ -30,7 +33,13 @@ pub struct ProviderConfig {
 
 impl Default for ProviderConfig {
     fn default() -> Self {
-        Self { apns_base_url: None, fcm_base_url: None, extra_root_pem: None, request_timeout: Duration::from_secs(30) }
+        Self {
+            apns_base_url: None,
+            apns_sandbox_base_url: None,
+            fcm_base_url: None,
+            extra_root_pem: None,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 

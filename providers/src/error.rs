@@ -69,6 +69,15 @@ pub enum PayloadError {
     /// A raw provider field does not have the shape the provider needs.
     #[error("invalid raw provider field: {0}")]
     InvalidRaw(String),
+    /// A raw provider field asks for what pushgate does not allow (a topic
+    /// or condition instead of the device, an alert in a background push).
+    #[error("`{field}` is not allowed: {reason}")]
+    RawFieldRefused {
+        /// The field, as the API names it (e.g. `notification.fcm.topic`).
+        field: String,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl PayloadError {
@@ -77,7 +86,16 @@ impl PayloadError {
         match self {
             PayloadError::TooLarge { .. } => "PayloadTooLarge",
             PayloadError::CollapseIdTooLong { .. } => "BadCollapseId",
-            PayloadError::InvalidRaw(_) => "BadPayload",
+            PayloadError::InvalidRaw(_) | PayloadError::RawFieldRefused { .. } => "BadPayload",
+        }
+    }
+
+    /// The request field at fault, as the API names it, when one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            PayloadError::RawFieldRefused { field, .. } => Some(field),
+            PayloadError::CollapseIdTooLong { .. } => Some("options.collapse_key"),
+            PayloadError::TooLarge { .. } | PayloadError::InvalidRaw(_) => None,
         }
     }
 }

@@ -71,6 +71,27 @@ pub enum Priority {
     High,
     /// Deliver when convenient for the device's power (APNs 5, FCM `NORMAL`).
     Normal,
+    /// Deliver when the device's power matters most (APNs 1, FCM `NORMAL`).
+    Low,
+}
+
+impl Priority {
+    /// `apns-priority` of a visible notification.
+    pub fn apns(self) -> u8 {
+        match self {
+            Priority::High => 10,
+            Priority::Normal => 5,
+            Priority::Low => 1,
+        }
+    }
+
+    /// FCM `android.priority`: Android knows only two.
+    pub fn fcm(self) -> &'static str {
+        match self {
+            Priority::High => "HIGH",
+            Priority::Normal | Priority::Low => "NORMAL",
+        }
+    }
 }
 
 /// Delivery options that go beside a [`NotificationInfo`].
@@ -126,6 +147,9 @@ mod tests {
             serde_json::from_value(json!({"priority": "normal", "ttl_seconds": 60, "collapse_key": "c"}))
                 .expect("parses");
         assert_eq!(opts.priority, Priority::Normal);
+        let low: DeliveryOptions = serde_json::from_value(json!({"priority": "low"})).expect("parses");
+        assert_eq!((low.priority.apns(), low.priority.fcm()), (1, "NORMAL"));
+        assert!(serde_json::from_value::<DeliveryOptions>(json!({"priority": "urgent"})).is_err());
         let back: DeliveryOptions =
             serde_json::from_value(serde_json::to_value(&opts).expect("serializes")).expect("parses");
         assert_eq!(back, opts);

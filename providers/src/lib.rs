@@ -11,14 +11,16 @@ pub mod error;
 pub mod fcm;
 pub mod info;
 pub mod outcome;
+pub mod push;
 pub mod retry_after;
 mod transport;
 
 mod json;
 
-pub use apns::{ApnsClient, ApnsCredentials, ApnsEnvironment};
+pub use apns::{ApnsClient, ApnsCredentials, ApnsEnvironment, MemoryTokenCache, ProviderTokenCache};
 pub use config::ProviderConfig;
 pub use error::{PayloadError, ProviderError};
 pub use fcm::{FcmClient, FcmCredentials, ServiceAccount};
 pub use info::{DeliveryOptions, NotificationInfo, Priority};
 pub use outcome::Outcome;
+pub use push::{Expiry, Push};

@@ -1,6 +1,6 @@
 //! The one answer the service acts on, whatever the provider said.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::transport::TransportError;
 
@@ -21,6 +21,30 @@ pub enum Outcome {
         reason: String,
         /// HTTP status of the answer.
         status: u16,
+    },
+    /// APNs 410: the token stopped being valid for the topic at `since`
+    /// (Apple's `timestamp`). Deactivate the device unless its token was
+    /// registered after `since` (the app was reinstalled meanwhile).
+    Unregistered {
+        /// `Unregistered` or `ExpiredToken`.
+        reason: String,
+        /// HTTP status of the answer (410).
+        status: u16,
+        /// When Apple last knew the token valid; `None` when not given.
+        since: Option<SystemTime>,
+    },
+    /// The app's credentials are refused (APNs `InvalidProviderToken`,
+    /// `BadCertificate…`, `BadTopic`; FCM `THIRD_PARTY_AUTH_ERROR`,
+    /// `PERMISSION_DENIED`, 401; an OAuth token endpoint refusing the service
+    /// account). Not the device's fault: leave it active, mark the app's
+    /// provider failing with `reason`, and retry later with backoff.
+    CredentialsFailing {
+        /// Provider reason, e.g. `InvalidProviderToken`, `THIRD_PARTY_AUTH_ERROR`.
+        reason: String,
+        /// HTTP status, `None` when the refusal came before the push (OAuth).
+        status: Option<u16>,
+        /// How long before trying again, when known (an OAuth backoff).
+        after: Option<Duration>,
     },
     /// A transient failure: try again later, after `after` if the provider said.
     Retry {
@@ -46,23 +70,41 @@ impl Outcome {
     pub fn reason(&self) -> Option<&str> {
         match self {
             Outcome::Delivered { .. } => None,
-            Outcome::InvalidToken { reason, .. } | Outcome::Retry { reason, .. } | Outcome::Rejected { reason, .. } => {
-                Some(reason)
-            }
+            Outcome::InvalidToken { reason, .. }
+            | Outcome::Unregistered { reason, .. }
+            | Outcome::CredentialsFailing { reason, .. }
+            | Outcome::Retry { reason, .. }
+            | Outcome::Rejected { reason, .. } => Some(reason),
         }
     }
 
     /// The HTTP status of the provider's answer, if one came.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Outcome::Delivered { status, .. } | Outcome::InvalidToken { status, .. } => Some(*status),
-            Outcome::Retry { status, .. } | Outcome::Rejected { status, .. } => *status,
+            Outcome::Delivered { status, .. }
+            | Outcome::InvalidToken { status, .. }
+            | Outcome::Unregistered { status, .. } => Some(*status),
+            Outcome::CredentialsFailing { status, .. }
+            | Outcome::Retry { status, .. }
+            | Outcome::Rejected { status, .. } => *status,
         }
     }
 
     /// Whether the notification reached the provider.
     pub fn is_delivered(&self) -> bool {
         matches!(self, Outcome::Delivered { .. })
+    }
+
+    /// Whether the provider said the device token is dead. For
+    /// [`Outcome::Unregistered`] the caller still compares `since` with when
+    /// the token was registered.
+    pub fn token_is_dead(&self) -> bool {
+        matches!(self, Outcome::InvalidToken { .. } | Outcome::Unregistered { .. })
+    }
+
+    /// Whether the app's credentials are at fault (its provider is failing).
+    pub fn credentials_failing(&self) -> bool {
+        matches!(self, Outcome::CredentialsFailing { .. })
     }
 
     /// A push that got no answer (connection refused, reset, timeout):

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{apns, apns_credentials, closed_url, config, hex_token, mock};
 use pushgate_mock_providers::Behavior;
-use pushgate_providers::{ApnsClient, DeliveryOptions, NotificationInfo, Outcome, Priority, ProviderError};
+use pushgate_providers::{
+    ApnsClient, DeliveryOptions, Expiry, NotificationInfo, Outcome, Priority, ProviderError, Push,
+};
 use serde_json::json;
 
 fn info(v: serde_json::Value) -> NotificationInfo {
@@ -25,7 +27,8 @@ async fn delivers_the_payload_and_headers_apple_expects() {
         send_at: None,
     };
     let note = info(json!({"title": "Tickets", "body": "Friday", "badge": 3, "data": {"movie_id": "881"}}));
-    let outcome = client.send(&token, &note, &opts).await;
+    let push = Push::to(&token).expiry(Expiry::from_ttl(SystemTime::now(), opts.ttl_seconds));
+    let outcome = client.send(push, &note, &opts).await;
 
     let Outcome::Delivered { provider_message_id: Some(apns_id), status: 200 } = &outcome else {
         panic!("expected delivery, got {outcome:?}");
@@ -52,7 +55,7 @@ async fn silent_push_is_background_priority_5_without_alert() {
     let mock = mock().await;
     let token = hex_token("b2", 1);
     let note = info(json!({"title": "ignored", "sound": "default", "silent": true, "data": {"sync": "inbox"}}));
-    let outcome = apns(&mock).send(&token, &note, &DeliveryOptions::default()).await;
+    let outcome = apns(&mock).send(Push::to(&token), &note, &DeliveryOptions::default()).await;
     assert!(outcome.is_delivered(), "{outcome:?}");
     let received = mock.received(&token);
     assert_eq!(received[0].payload, json!({"aps": {"content-available": 1}, "sync": "inbox"}));
@@ -68,18 +71,21 @@ async fn dead_and_bad_tokens_are_invalid_tokens() {
     let note = info(json!({"body": "hi"}));
     let opts = DeliveryOptions::default();
 
-    let dead = client.send(&hex_token("dead", 1), &note, &opts).await;
-    assert_eq!(dead, Outcome::InvalidToken { reason: "Unregistered".into(), status: 410 });
+    let dead = client.send(Push::to(&hex_token("dead", 1)), &note, &opts).await;
+    assert!(
+        matches!(&dead, Outcome::Unregistered { reason, status: 410, since: Some(_) } if reason == "Unregistered"),
+        "{dead:?}"
+    );
 
-    let bad = client.send(&hex_token("0bad", 1), &note, &opts).await;
+    let bad = client.send(Push::to(&hex_token("0bad", 1)), &note, &opts).await;
     assert_eq!(bad, Outcome::InvalidToken { reason: "BadDeviceToken".into(), status: 400 });
 
-    let malformed = client.send("not-a-hex-token", &note, &opts).await;
+    let malformed = client.send(Push::to("not-a-hex-token"), &note, &opts).await;
     assert_eq!(malformed, Outcome::InvalidToken { reason: "BadDeviceToken".into(), status: 400 });
 
     let other_app = hex_token("c3", 1);
     mock.set_behavior(&other_app, Behavior::Fail { status: 400, reason: "DeviceTokenNotForTopic".into() });
-    let not_for_topic = client.send(&other_app, &note, &opts).await;
+    let not_for_topic = client.send(Push::to(&other_app), &note, &opts).await;
     assert_eq!(not_for_topic, Outcome::InvalidToken { reason: "DeviceTokenNotForTopic".into(), status: 400 });
 }
 
@@ -92,27 +98,27 @@ async fn throttling_and_outages_are_retried_with_retry_after() {
 
     let throttled = hex_token("0429", 1);
     assert_eq!(
-        client.send(&throttled, &note, &opts).await,
+        client.send(Push::to(&throttled), &note, &opts).await,
         Outcome::Retry { after: Some(Duration::from_secs(1)), reason: "TooManyRequests".into(), status: Some(429) }
     );
-    assert!(client.send(&throttled, &note, &opts).await.is_delivered());
+    assert!(client.send(Push::to(&throttled), &note, &opts).await.is_delivered());
 
     let down = hex_token("d4", 1);
     mock.set_behavior(&down, Behavior::Status { status: 503, retry_after: Some(120), times: 1 });
     assert_eq!(
-        client.send(&down, &note, &opts).await,
+        client.send(Push::to(&down), &note, &opts).await,
         Outcome::Retry {
             after: Some(Duration::from_secs(120)),
             reason: "ServiceUnavailable".into(),
             status: Some(503)
         }
     );
-    assert!(client.send(&down, &note, &opts).await.is_delivered());
+    assert!(client.send(Push::to(&down), &note, &opts).await.is_delivered());
     assert_eq!((mock.attempts(&down), mock.delivered_count(&down)), (2, 1));
 }
 
 #[tokio::test]
-async fn wrong_topic_and_unknown_key_are_rejected() {
+async fn wrong_topic_and_unknown_key_mark_the_credentials_failing() {
     let mock = mock().await;
     let note = info(json!({"body": "hi"}));
     let token = hex_token("e5", 1);
@@ -121,16 +127,16 @@ async fn wrong_topic_and_unknown_key_are_rejected() {
     creds.topic = "com.example.other".into();
     let wrong_topic = ApnsClient::new(creds, &config(&mock)).expect("client");
     assert_eq!(
-        wrong_topic.send(&token, &note, &DeliveryOptions::default()).await,
-        Outcome::Rejected { reason: "TopicDisallowed".into(), status: Some(400) }
+        wrong_topic.send(Push::to(&token), &note, &DeliveryOptions::default()).await,
+        Outcome::CredentialsFailing { reason: "TopicDisallowed".into(), status: Some(400), after: None }
     );
 
     let mut creds = apns_credentials(&mock);
     creds.key_id = "UNKNOWNKEY".into();
     let unknown_key = ApnsClient::new(creds, &config(&mock)).expect("client");
     assert_eq!(
-        unknown_key.send(&token, &note, &DeliveryOptions::default()).await,
-        Outcome::Rejected { reason: "InvalidProviderToken".into(), status: Some(403) }
+        unknown_key.send(Push::to(&token), &note, &DeliveryOptions::default()).await,
+        Outcome::CredentialsFailing { reason: "InvalidProviderToken".into(), status: Some(403), after: None }
     );
     assert_eq!(mock.total_received(), 0);
 }
@@ -142,7 +148,7 @@ async fn concurrent_sends_share_one_provider_token_and_connection_pool() {
     let note = info(json!({"body": "hi"}));
     let opts = DeliveryOptions::default();
     let tokens: Vec<String> = (0..50).map(|i| hex_token("f6", i)).collect();
-    let outcomes = futures_util::future::join_all(tokens.iter().map(|t| client.send(t, &note, &opts))).await;
+    let outcomes = futures_util::future::join_all(tokens.iter().map(|t| client.send(Push::to(t), &note, &opts))).await;
     assert!(outcomes.iter().all(Outcome::is_delivered), "{outcomes:?}");
     assert_eq!(mock.total_received(), 50);
     assert_eq!(mock.apns_jwt_count(), 1);
@@ -154,9 +160,9 @@ async fn expired_provider_token_is_renewed_once_and_the_push_retried() {
     let client = apns(&mock);
     let note = info(json!({"body": "hi"}));
     let token = hex_token("a7", 1);
-    assert!(client.send(&token, &note, &DeliveryOptions::default()).await.is_delivered());
+    assert!(client.send(Push::to(&token), &note, &DeliveryOptions::default()).await.is_delivered());
     mock.expire_apns_jwts();
-    let outcome = client.send(&token, &note, &DeliveryOptions::default()).await;
+    let outcome = client.send(Push::to(&token), &note, &DeliveryOptions::default()).await;
     assert!(outcome.is_delivered(), "{outcome:?}");
     assert_eq!(mock.apns_jwt_count(), 2);
     assert_eq!(mock.delivered_count(&token), 2);
@@ -164,7 +170,7 @@ async fn expired_provider_token_is_renewed_once_and_the_push_retried() {
     // Expired again at once: no third token within 20 minutes, so the push
     // comes back as retryable instead of hammering Apple with new tokens.
     mock.expire_apns_jwts();
-    let outcome = client.send(&token, &note, &DeliveryOptions::default()).await;
+    let outcome = client.send(Push::to(&token), &note, &DeliveryOptions::default()).await;
     assert_eq!(outcome, Outcome::Retry { after: None, reason: "ExpiredProviderToken".into(), status: Some(403) });
     assert_eq!(mock.apns_jwt_count(), 2);
 }
@@ -176,12 +182,12 @@ async fn payloads_over_4k_and_long_collapse_ids_are_refused_before_sending() {
     let token = hex_token("b8", 1);
     let big = info(json!({"body": "x".repeat(5000)}));
     assert_eq!(
-        client.send(&token, &big, &DeliveryOptions::default()).await,
+        client.send(Push::to(&token), &big, &DeliveryOptions::default()).await,
         Outcome::Rejected { reason: "PayloadTooLarge".into(), status: None }
     );
     let long_collapse = DeliveryOptions { collapse_key: Some("c".repeat(65)), ..Default::default() };
     assert_eq!(
-        client.send(&token, &info(json!({"body": "hi"})), &long_collapse).await,
+        client.send(Push::to(&token), &info(json!({"body": "hi"})), &long_collapse).await,
         Outcome::Rejected { reason: "BadCollapseId".into(), status: None }
     );
     assert_eq!(mock.attempts(&token), 0);
@@ -196,7 +202,7 @@ async fn connection_errors_and_timeouts_are_retried() {
     let mut cfg = config(&mock);
     cfg.apns_base_url = Some(closed_url());
     let unreachable = ApnsClient::new(apns_credentials(&mock), &cfg).expect("client");
-    let outcome = unreachable.send(&token, &note, &DeliveryOptions::default()).await;
+    let outcome = unreachable.send(Push::to(&token), &note, &DeliveryOptions::default()).await;
     assert!(
         matches!(&outcome, Outcome::Retry { status: None, reason, .. } if reason.starts_with("connection error")),
         "{outcome:?}"
@@ -206,7 +212,7 @@ async fn connection_errors_and_timeouts_are_retried() {
     cfg.request_timeout = Duration::from_millis(300);
     let impatient = ApnsClient::new(apns_credentials(&mock), &cfg).expect("client");
     mock.set_behavior(&token, Behavior::Slow { delay_ms: 5_000 });
-    let outcome = impatient.send(&token, &note, &DeliveryOptions::default()).await;
+    let outcome = impatient.send(Push::to(&token), &note, &DeliveryOptions::default()).await;
     assert!(
         matches!(&outcome, Outcome::Retry { status: None, reason, .. } if reason.starts_with("timeout")),
         "{outcome:?}"
@@ -235,11 +241,11 @@ async fn a_connection_apple_closes_is_replaced_for_the_next_push() {
     let client = apns(&mock);
     let note = info(json!({"body": "hi"}));
     let (first, second) = (hex_token("d1", 1), hex_token("d1", 2));
-    assert!(client.send(&first, &note, &DeliveryOptions::default()).await.is_delivered());
+    assert!(client.send(Push::to(&first), &note, &DeliveryOptions::default()).await.is_delivered());
     // GOAWAY on the shared connection while it is idle, as Apple does.
     mock.close_connections();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let outcome = client.send(&second, &note, &DeliveryOptions::default()).await;
+    let outcome = client.send(Push::to(&second), &note, &DeliveryOptions::default()).await;
     assert!(outcome.is_delivered(), "the push after a GOAWAY: {outcome:?}");
     assert_eq!((mock.delivered_count(&first), mock.delivered_count(&second)), (1, 1));
 }
@@ -253,10 +259,10 @@ async fn concurrent_pushes_share_one_connection_and_each_gets_its_answer() {
     mock.set_behavior(&dead, Behavior::Dead);
     let tokens: Vec<String> = (1..=200).map(|i| hex_token("e1", i)).collect();
     let opts = DeliveryOptions::default();
-    let sends = tokens.iter().map(|t| client.send(t, &note, &opts));
+    let sends = tokens.iter().map(|t| client.send(Push::to(t), &note, &opts));
     let (outcomes, dead_outcome) =
-        tokio::join!(futures_util::future::join_all(sends), client.send(&dead, &note, &opts));
+        tokio::join!(futures_util::future::join_all(sends), client.send(Push::to(&dead), &note, &opts));
     assert!(outcomes.iter().all(Outcome::is_delivered), "{:?}", outcomes.iter().find(|o| !o.is_delivered()));
-    assert!(matches!(dead_outcome, Outcome::InvalidToken { status: 410, .. }), "{dead_outcome:?}");
+    assert!(matches!(dead_outcome, Outcome::Unregistered { status: 410, .. }), "{dead_outcome:?}");
     assert_eq!(mock.total_received(), 200);
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{apns, config, hex_token, mock};
-use pushgate_providers::{DeliveryOptions, NotificationInfo, Outcome};
+use pushgate_providers::{DeliveryOptions, NotificationInfo, Outcome, Push};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -19,10 +19,13 @@ async fn behaviors_and_counts_over_http() {
         .expect("control reachable");
     assert_eq!(resp.status(), 204);
 
-    let outcome = apns(&mock).send(&token, &NotificationInfo::default(), &DeliveryOptions::default()).await;
-    assert!(matches!(outcome, Outcome::InvalidToken { status: 410, .. }), "{outcome:?}");
+    let outcome = apns(&mock).send(Push::to(&token), &NotificationInfo::default(), &DeliveryOptions::default()).await;
+    assert!(matches!(outcome, Outcome::Unregistered { status: 410, .. }), "{outcome:?}");
     let ok = hex_token("ac", 1);
-    assert!(apns(&mock).send(&ok, &NotificationInfo::default(), &DeliveryOptions::default()).await.is_delivered());
+    assert!(apns(&mock)
+        .send(Push::to(&ok), &NotificationInfo::default(), &DeliveryOptions::default())
+        .await
+        .is_delivered());
 
     let stats: Value =
         http.get(format!("{}/mock/stats", mock.base_url())).send().await.expect("stats").json().await.expect("json");
@@ -53,4 +56,34 @@ async fn out_dir_files_are_ready_to_use() {
     assert_eq!(account["token_uri"].as_str(), Some(mock.token_url().as_str()));
     assert_eq!(read("ca.pem"), mock.ca_pem());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn oauth_failures_and_revoked_keys_over_http() {
+    let mock = mock().await;
+    let http = config(&mock).http_client().expect("client");
+    let post = |path: &str, body: Value| http.post(format!("{}/mock/{path}", mock.base_url())).json(&body).send();
+    let resp = post("oauth", json!({"failure": "invalid_grant"})).await.expect("control reachable");
+    assert_eq!(resp.status(), 204);
+    let outcome =
+        common::fcm(&mock).send(Push::to("d"), &NotificationInfo::default(), &DeliveryOptions::default()).await;
+    assert!(outcome.credentials_failing(), "{outcome:?}");
+
+    let key_id = common::apns_credentials(&mock).key_id;
+    let resp = post(&format!("revoked-apns-keys/{key_id}"), json!({})).await.expect("control reachable");
+    assert_eq!(resp.status(), 204);
+    let token = hex_token("ad", 1);
+    let outcome = apns(&mock).send(Push::to(&token), &NotificationInfo::default(), &DeliveryOptions::default()).await;
+    assert_eq!(
+        outcome,
+        Outcome::CredentialsFailing { reason: "InvalidProviderToken".into(), status: Some(403), after: None }
+    );
+    let resp = http
+        .delete(format!("{}/mock/revoked-apns-keys/{key_id}", mock.base_url()))
+        .send()
+        .await
+        .expect("control reachable");
+    assert_eq!(resp.status(), 204);
+    let outcome = apns(&mock).send(Push::to(&token), &NotificationInfo::default(), &DeliveryOptions::default()).await;
+    assert!(outcome.is_delivered(), "{outcome:?}");
 }

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use pushgate_providers::{
-    ApnsClient, ApnsCredentials, DeliveryOptions, FcmClient, FcmCredentials, NotificationInfo, Outcome, ProviderConfig,
+    ApnsClient, ApnsCredentials, DeliveryOptions, Expiry, FcmClient, FcmCredentials, NotificationInfo, Outcome,
+    ProviderConfig, Push,
 };
 
 use super::record::NO_PROVIDER;
@@ -38,6 +39,15 @@ impl Prepared {
     pub fn new(id: String, info: NotificationInfo, options: DeliveryOptions, expires_at: Option<i64>) -> Self {
         let ttl_zero = options.ttl_seconds == Some(0);
         Self { id, info, options, expires_at, ttl_zero, apns_body: OnceLock::new() }
+    }
+
+    /// The absolute expiry the providers are told on every attempt.
+    fn expiry(&self) -> Expiry {
+        match self.expires_at {
+            _ if self.ttl_zero => Expiry::NowOrNever,
+            Some(ms) => Expiry::At(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)),
+            None => Expiry::ProviderDefault,
+        }
     }
 
     /// The APNs payload, or why it cannot be built (the delivery's reason).
@@ -156,24 +166,34 @@ impl Sender for ProviderSender {
             let info = &job.notification.info;
             let opts = &job.notification.options;
             let unusable = |e: &String| Outcome::Rejected { reason: format!("invalid credentials: {e}"), status: None };
+            let push = Push::to(&job.token).expiry(job.notification.expiry());
             let started = std::time::Instant::now();
             crate::metrics::provider_in_flight(1.0);
             let outcome = match job.platform {
                 Platform::Ios => match (&clients.apns, job.notification.apns_body()) {
-                    (Some(Ok(client)), Ok(body)) => client.send_payload(&job.token, body.clone(), info, opts).await,
+                    // The app's environment until devices carry theirs to the sender.
+                    (Some(Ok(client)), Ok(body)) => {
+                        let push = push.environment(client.environment());
+                        client.send_payload(push, body.clone(), info, opts).await
+                    }
                     (Some(Ok(_)), Err(reason)) => Outcome::Rejected { reason: (*reason).to_owned(), status: None },
                     (Some(Err(e)), _) => unusable(e),
                     (None, _) => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
                 },
                 Platform::Android => match &clients.fcm {
-                    Some(Ok(client)) => client.send(&job.token, info, opts).await,
+                    Some(Ok(client)) => client.send(push, info, opts).await,
                     Some(Err(e)) => unusable(e),
                     None => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
                 },
             };
             crate::metrics::provider_in_flight(-1.0);
             crate::metrics::provider_latency(job.platform.as_str(), started.elapsed());
-            outcome
+            // Until the worker compares Apple's timestamp with the device's
+            // registration, a 410 deactivates as it always did.
+            match outcome {
+                Outcome::Unregistered { reason, status, .. } => Outcome::InvalidToken { reason, status },
+                other => other,
+            }
         })
     }
 }

@@ -1,6 +1,6 @@
 //! What an APNs answer means for the device and the notification.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Deserialize;
 
@@ -9,9 +9,22 @@ use crate::outcome::Outcome;
 /// The `reason` Apple gives when the provider token is too old.
 pub const EXPIRED_PROVIDER_TOKEN: &str = "ExpiredProviderToken";
 
+/// Apple's reasons that say the app's credentials or topic are wrong: every
+/// push of the app would get the same answer until they are fixed.
+pub const CREDENTIAL_REASONS: &[&str] = &[
+    "InvalidProviderToken",
+    "MissingProviderToken",
+    "BadCertificate",
+    "BadCertificateEnvironment",
+    "BadTopic",
+    "TopicDisallowed",
+];
+
 #[derive(Deserialize)]
 struct ErrorBody {
     reason: Option<String>,
+    /// With 410: milliseconds since the epoch when the token stopped being valid.
+    timestamp: Option<u64>,
 }
 
 /// Reads Apple's `{"reason": "..."}` error body; `None` when absent or not JSON.
@@ -27,12 +40,18 @@ pub fn classify(status: u16, body: &[u8], apns_id: Option<&str>, retry_after: Op
     if status == 200 {
         return Outcome::Delivered { provider_message_id: apns_id.map(str::to_owned), status };
     }
-    let reason = reason(body).unwrap_or_else(|| format!("HTTP {status}"));
+    let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
+    let since = parsed.as_ref().and_then(|b| b.timestamp).map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    let reason = parsed.and_then(|b| b.reason).unwrap_or_else(|| format!("HTTP {status}"));
     match (status, reason.as_str()) {
-        // 410: the token is no longer active for the topic (app removed).
-        (410, _) | (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => Outcome::InvalidToken { reason, status },
+        // 410: the token is no longer active for the topic (app removed) since `timestamp`.
+        (410, _) => Outcome::Unregistered { reason, status, since },
+        (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => Outcome::InvalidToken { reason, status },
         // A token older than an hour (or a clock skew): a newer one fixes it.
         (403, EXPIRED_PROVIDER_TOKEN) => Outcome::Retry { after: retry_after, reason, status: Some(status) },
+        (400 | 403, r) if CREDENTIAL_REASONS.contains(&r) => {
+            Outcome::CredentialsFailing { reason, status: Some(status), after: retry_after }
+        }
         (429 | 500 | 502 | 503 | 504, _) => Outcome::Retry { after: retry_after, reason, status: Some(status) },
         (s, _) if s >= 500 => Outcome::Retry { after: retry_after, reason, status: Some(status) },
         _ => Outcome::Rejected { reason, status: Some(status) },
@@ -61,9 +80,19 @@ mod tests {
 
     #[test]
     fn dead_and_malformed_tokens() {
-        let unregistered = br#"{"reason":"Unregistered","timestamp":1700000000000}"#;
-        assert_eq!(classify(410, unregistered, None, None), dead("Unregistered", 410));
-        assert_eq!(classify(410, &body("ExpiredToken"), None, None), dead("ExpiredToken", 410));
+        let unregistered = br#"{"reason":"Unregistered","timestamp":1700000000123}"#;
+        assert_eq!(
+            classify(410, unregistered, None, None),
+            Outcome::Unregistered {
+                reason: "Unregistered".into(),
+                status: 410,
+                since: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
+            }
+        );
+        assert_eq!(
+            classify(410, &body("ExpiredToken"), None, None),
+            Outcome::Unregistered { reason: "ExpiredToken".into(), status: 410, since: None }
+        );
         assert_eq!(classify(400, &body("BadDeviceToken"), None, None), dead("BadDeviceToken", 400));
         assert_eq!(classify(400, &body("DeviceTokenNotForTopic"), None, None), dead("DeviceTokenNotForTopic", 400));
     }
@@ -90,14 +119,30 @@ mod tests {
     }
 
     #[test]
-    fn payload_topic_and_credential_errors_are_rejected() {
+    fn credential_and_topic_errors_mark_the_app_failing() {
         for (status, reason) in [
             (400, "TopicDisallowed"),
             (400, "BadTopic"),
-            (400, "BadCollapseId"),
-            (400, "PayloadEmpty"),
+            (403, "BadCertificate"),
+            (403, "BadCertificateEnvironment"),
             (403, "InvalidProviderToken"),
             (403, "MissingProviderToken"),
+        ] {
+            let outcome = classify(status, &body(reason), None, None);
+            assert_eq!(
+                outcome,
+                Outcome::CredentialsFailing { reason: reason.into(), status: Some(status), after: None }
+            );
+            assert!(outcome.credentials_failing() && !outcome.token_is_dead());
+        }
+    }
+
+    #[test]
+    fn payload_errors_are_rejected() {
+        for (status, reason) in [
+            (400, "BadCollapseId"),
+            (400, "PayloadEmpty"),
+            (400, "BadExpirationDate"),
             (404, "BadPath"),
             (413, "PayloadTooLarge"),
         ] {

@@ -1,5 +1,6 @@
-//! Sending to APNs over one HTTP/2 connection pool per app and environment.
+//! Sending to APNs over one HTTP/2 connection per app and environment.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -7,12 +8,13 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TY
 
 use super::classify::{self, EXPIRED_PROVIDER_TOKEN};
 use super::payload::{self, Headers};
-use super::token::{ProviderToken, TokenSigner};
-use super::ApnsCredentials;
+use super::token::{MemoryTokenCache, ProviderToken, ProviderTokenCache, TokenSigner};
+use super::{ApnsCredentials, ApnsEnvironment};
 use crate::config::{parse_url, trim_base, ProviderConfig};
 use crate::error::ProviderError;
 use crate::info::{DeliveryOptions, NotificationInfo};
 use crate::outcome::Outcome;
+use crate::push::Push;
 use crate::retry_after;
 use crate::transport::{Answer, Transport, TransportError};
 
@@ -23,36 +25,69 @@ static APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 static APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
 static APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
 
-/// An APNs client for one app: its key, topic and connection pool.
-///
-/// Cheap to share behind an `Arc`; every `send` multiplexes on the same
-/// HTTP/2 connection.
+/// One APNs host: its connection and the base URL's path.
 #[derive(Debug)]
-pub struct ApnsClient {
+struct Host {
     transport: Transport,
     /// The base URL's path, before `/3/device/{token}`.
     path_prefix: String,
+}
+
+impl Host {
+    fn new(url: &str, cfg: &ProviderConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Self, ProviderError> {
+        let base_url = parse_url(&trim_base(url))?;
+        Ok(Self {
+            transport: Transport::new(&base_url, Arc::clone(tls), cfg.request_timeout)?,
+            path_prefix: base_url.path().trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// An APNs client for one app: its key, topic and a connection to each
+/// environment's host (opened on first use).
+///
+/// Cheap to share behind an `Arc`; every `send` multiplexes on the same
+/// HTTP/2 connection of its environment. One provider token serves both.
+#[derive(Debug)]
+pub struct ApnsClient {
+    production: Host,
+    sandbox: Host,
+    environment: ApnsEnvironment,
     topic: String,
     topic_header: HeaderValue,
     signer: TokenSigner,
 }
 
 impl ApnsClient {
-    /// Checks the credentials (the key must sign) and builds the client.
+    /// Checks the credentials (the key must sign) and builds the client,
+    /// sharing provider tokens through the process-wide in-memory cache.
     pub fn new(creds: ApnsCredentials, cfg: &ProviderConfig) -> Result<Self, ProviderError> {
+        Self::with_token_cache(creds, cfg, MemoryTokenCache::shared())
+    }
+
+    /// [`new`](Self::new), with provider tokens kept in `cache` (e.g. the
+    /// gateway's store, shared by its instances).
+    pub fn with_token_cache(
+        creds: ApnsCredentials,
+        cfg: &ProviderConfig,
+        cache: Arc<dyn ProviderTokenCache>,
+    ) -> Result<Self, ProviderError> {
         for (name, value) in [("team_id", &creds.team_id), ("key_id", &creds.key_id), ("topic", &creds.topic)] {
             if value.trim().is_empty() {
                 return Err(ProviderError::MissingField(name));
             }
         }
-        let signer = TokenSigner::new(&creds.private_key, &creds.key_id, &creds.team_id)?;
-        let base_url =
-            parse_url(&trim_base(cfg.apns_base_url.as_deref().unwrap_or(creds.environment.default_base_url())))?;
+        let signer = TokenSigner::new(&creds.private_key, &creds.key_id, &creds.team_id, cache)?;
         let topic_header = HeaderValue::try_from(creds.topic.as_str())
             .map_err(|e| ProviderError::InvalidField { field: "topic", reason: e.to_string() })?;
+        let tls = cfg.tls_config()?;
+        let url = |configured: &Option<String>, env: ApnsEnvironment| {
+            configured.clone().unwrap_or_else(|| env.default_base_url().to_owned())
+        };
         Ok(Self {
-            transport: Transport::new(&base_url, cfg.tls_config()?, cfg.request_timeout)?,
-            path_prefix: base_url.path().trim_end_matches('/').to_owned(),
+            production: Host::new(&url(&cfg.apns_base_url, ApnsEnvironment::Production), cfg, &tls)?,
+            sandbox: Host::new(&url(&cfg.apns_sandbox_base_url, ApnsEnvironment::Sandbox), cfg, &tls)?,
+            environment: creds.environment,
             topic: creds.topic,
             topic_header,
             signer,
@@ -64,10 +99,16 @@ impl ApnsClient {
         &self.topic
     }
 
-    /// Sends one notification to one device token and classifies the answer.
-    pub async fn send(&self, token: &str, info: &NotificationInfo, opts: &DeliveryOptions) -> Outcome {
+    /// The app's environment (its credentials'): the one of devices that
+    /// name none.
+    pub fn environment(&self) -> ApnsEnvironment {
+        self.environment
+    }
+
+    /// Sends one notification and classifies the answer.
+    pub async fn send(&self, push: Push<'_>, info: &NotificationInfo, opts: &DeliveryOptions) -> Outcome {
         match payload::build(info, opts) {
-            Ok(body) => self.send_payload(token, Bytes::from(body), info, opts).await,
+            Ok(body) => self.send_payload(push, Bytes::from(body), info, opts).await,
             Err(e) => Outcome::Rejected { reason: e.reason().to_owned(), status: None },
         }
     }
@@ -77,21 +118,25 @@ impl ApnsClient {
     /// notification, so a fan-out builds it once.
     pub async fn send_payload(
         &self,
-        token: &str,
+        push: Push<'_>,
         body: Bytes,
         info: &NotificationInfo,
         opts: &DeliveryOptions,
     ) -> Outcome {
-        let headers = payload::headers(info, opts, SystemTime::now());
+        let headers = payload::headers(info, opts, push.expiry);
         let apns_id = uuid::Uuid::new_v4().to_string();
-        let path = format!("{}/3/device/{token}", self.path_prefix);
-        let mut jwt = match self.signer.current(SystemTime::now()) {
+        let host = match push.environment {
+            ApnsEnvironment::Production => &self.production,
+            ApnsEnvironment::Sandbox => &self.sandbox,
+        };
+        let path = format!("{}/3/device/{}", host.path_prefix, push.token);
+        let mut jwt = match self.signer.current(SystemTime::now()).await {
             Ok(jwt) => jwt,
             Err(e) => return Outcome::Rejected { reason: format!("cannot sign provider token: {e}"), status: None },
         };
         let mut renewed = false;
         loop {
-            let answer = match self.post(&path, &jwt, &headers, &apns_id, body.clone()).await {
+            let answer = match self.post(host, &path, &jwt, &headers, &apns_id, body.clone()).await {
                 Ok(answer) => answer,
                 Err(e) => return Outcome::from_transport(e),
             };
@@ -99,7 +144,7 @@ impl ApnsClient {
                 answer.status == 403 && classify::reason(&answer.body).as_deref() == Some(EXPIRED_PROVIDER_TOKEN);
             if expired && !renewed {
                 renewed = true;
-                match self.signer.renew_rejected(&jwt, SystemTime::now()) {
+                match self.signer.renew_rejected(&jwt, SystemTime::now()).await {
                     Ok(Some(next)) => {
                         tracing::info!(topic = %self.topic, "APNs provider token expired; renewed it");
                         jwt = next;
@@ -123,6 +168,7 @@ impl ApnsClient {
 
     async fn post(
         &self,
+        host: &Host,
         path: &str,
         jwt: &ProviderToken,
         h: &Headers,
@@ -144,6 +190,6 @@ impl ApnsClient {
             headers.insert(APNS_COLLAPSE_ID.clone(), value(collapse_id)?);
         }
         // A 200 has an empty body; an error body classifies by its reason.
-        self.transport.post(path, headers, body).await
+        host.transport.post(path, headers, body).await
     }
 }

@@ -8,6 +8,7 @@ pub mod token;
 use serde::{Deserialize, Serialize};
 
 pub use client::ApnsClient;
+pub use token::{CacheError, MemoryTokenCache, ProviderTokenCache, SharedToken, TokenKey};
 
 use crate::config::{APNS_PRODUCTION_URL, APNS_SANDBOX_URL};
 
@@ -43,7 +44,8 @@ pub struct ApnsCredentials {
     pub private_key: String,
     /// The app's bundle id (`apns-topic`).
     pub topic: String,
-    /// Production or sandbox; production unless told otherwise.
+    /// The app's environment: the host of devices that do not name theirs.
+    /// Production unless told otherwise.
     #[serde(default)]
     pub environment: ApnsEnvironment,
 }

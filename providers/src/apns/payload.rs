@@ -1,12 +1,11 @@
 //! The APNs payload and headers for a notification.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{json, Map, Value};
 
 use crate::error::PayloadError;
 use crate::info::{DeliveryOptions, NotificationInfo, Priority};
 use crate::json::deep_merge;
+use crate::push::Expiry;
 
 /// Apple's limit for a (non-VoIP) notification payload, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 4096;
@@ -18,8 +17,11 @@ pub const MAX_COLLAPSE_ID_BYTES: usize = 64;
 /// 413 before queueing.
 pub fn build(info: &NotificationInfo, opts: &DeliveryOptions) -> Result<Vec<u8>, PayloadError> {
     check_collapse_id(opts)?;
-    let bytes = serde_json::to_vec(&Value::Object(payload_object(info)))
-        .map_err(|e| PayloadError::InvalidRaw(e.to_string()))?;
+    let payload = payload_object(info);
+    if info.silent {
+        check_still_background(&payload)?;
+    }
+    let bytes = serde_json::to_vec(&Value::Object(payload)).map_err(|e| PayloadError::InvalidRaw(e.to_string()))?;
     if bytes.len() > MAX_PAYLOAD_BYTES {
         return Err(PayloadError::TooLarge { size: bytes.len(), limit: MAX_PAYLOAD_BYTES });
     }
@@ -32,6 +34,22 @@ fn check_collapse_id(opts: &DeliveryOptions) -> Result<(), PayloadError> {
             Err(PayloadError::CollapseIdTooLong { len: key.len(), limit: MAX_COLLAPSE_ID_BYTES })
         }
         _ => Ok(()),
+    }
+}
+
+/// Keys of `aps` that make a push visible: Apple would treat a background
+/// push carrying one as an alert (and throttle or drop it).
+const VISIBLE_APS_KEYS: &[&str] = &["alert", "sound", "badge"];
+
+/// A raw `apns` merge may not turn a silent push into an alert.
+fn check_still_background(payload: &Map<String, Value>) -> Result<(), PayloadError> {
+    let aps = payload.get("aps").and_then(Value::as_object);
+    match aps.and_then(|aps| VISIBLE_APS_KEYS.iter().find(|k| aps.contains_key(**k))) {
+        Some(key) => Err(PayloadError::RawFieldRefused {
+            field: format!("notification.apns.aps.{key}"),
+            reason: "a silent (background) push cannot show an alert, play a sound or set a badge",
+        }),
+        None => Ok(()),
     }
 }
 
@@ -90,28 +108,30 @@ fn payload_object(info: &NotificationInfo) -> Map<String, Value> {
 pub struct Headers {
     /// `apns-push-type`: `alert` or `background`.
     pub push_type: &'static str,
-    /// `apns-priority`: 10 or 5.
+    /// `apns-priority`: 10, 5 or 1.
     pub priority: u8,
     /// `apns-expiration` in unix seconds; `None` leaves Apple's default.
     pub expiration: Option<u64>,
-    /// `apns-collapse-id`.
+    /// `apns-collapse-id`: the collapse key, else the notification id.
     pub collapse_id: Option<String>,
 }
 
-/// Computes the headers at `now` (for the expiration).
-pub fn headers(info: &NotificationInfo, opts: &DeliveryOptions, now: SystemTime) -> Headers {
+/// Computes the headers of a push whose notification expires at `expiry`.
+pub fn headers(info: &NotificationInfo, opts: &DeliveryOptions, expiry: Expiry) -> Headers {
     let (push_type, priority) = if info.silent {
         // Apple refuses background pushes at priority 10.
-        ("background", 5)
+        ("background", if opts.priority == Priority::Low { 1 } else { 5 })
     } else {
-        ("alert", if opts.priority == Priority::High { 10 } else { 5 })
+        ("alert", opts.priority.apns())
     };
-    let expiration = opts.ttl_seconds.map(|ttl| match ttl {
-        // 0 tells Apple to try once and not store the notification.
-        0 => 0,
-        ttl => now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + u64::from(ttl),
-    });
-    Headers { push_type, priority, expiration, collapse_id: opts.collapse_key.clone() }
+    Headers { push_type, priority, expiration: expiry.apns_expiration(), collapse_id: collapse_id(info, opts) }
+}
+
+/// The collapse key, or else the notification id: a push repeated after a
+/// crash then replaces the first on the device instead of showing twice.
+/// An id too long to be a collapse id (not one of pushgate's) is not used.
+pub fn collapse_id(info: &NotificationInfo, opts: &DeliveryOptions) -> Option<String> {
+    opts.collapse_key.clone().or_else(|| info.id.clone().filter(|id| id.len() <= MAX_COLLAPSE_ID_BYTES))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 
@@ -37,8 +37,10 @@ fn silent_push_has_content_available_and_nothing_visible() {
                            "data": {"sync": "1"}}));
     let payload = parse(&build(&info, &DeliveryOptions::default()).expect("builds"));
     assert_eq!(payload, json!({"aps": {"content-available": 1}, "sync": "1"}));
-    let h = headers(&info, &DeliveryOptions::default(), SystemTime::now());
+    let h = headers(&info, &DeliveryOptions::default(), Expiry::ProviderDefault);
     assert_eq!((h.push_type, h.priority), ("background", 5));
+    let low = DeliveryOptions { priority: Priority::Low, ..Default::default() };
+    assert_eq!(headers(&info, &low, Expiry::ProviderDefault).priority, 1);
 }
 
 #[test]
@@ -76,10 +78,10 @@ fn refuses_collapse_ids_over_64_bytes() {
 }
 
 #[test]
-fn headers_follow_priority_ttl_and_collapse_key() {
-    let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+fn headers_follow_priority_expiry_and_collapse_key() {
+    let created = UNIX_EPOCH + Duration::from_secs(1_000_000);
     let plain = NotificationInfo::default();
-    let h = headers(&plain, &DeliveryOptions::default(), now);
+    let h = headers(&plain, &DeliveryOptions::default(), Expiry::ProviderDefault);
     assert_eq!(h, Headers { push_type: "alert", priority: 10, expiration: None, collapse_id: None });
     let opts = DeliveryOptions {
         priority: Priority::Normal,
@@ -87,11 +89,42 @@ fn headers_follow_priority_ttl_and_collapse_key() {
         collapse_key: Some("movies".into()),
         send_at: None,
     };
-    let h = headers(&plain, &opts, now);
+    let h = headers(&plain, &opts, Expiry::from_ttl(created, opts.ttl_seconds));
     assert_eq!(
         h,
         Headers { push_type: "alert", priority: 5, expiration: Some(1_003_600), collapse_id: Some("movies".into()) }
     );
-    let zero = DeliveryOptions { ttl_seconds: Some(0), ..Default::default() };
-    assert_eq!(headers(&plain, &zero, now).expiration, Some(0));
+    let zero = Expiry::from_ttl(SystemTime::now(), Some(0));
+    assert_eq!(headers(&plain, &DeliveryOptions::default(), zero).expiration, Some(0));
+    let low = DeliveryOptions { priority: Priority::Low, ..Default::default() };
+    assert_eq!(headers(&plain, &low, Expiry::ProviderDefault).priority, 1);
+}
+
+#[test]
+fn the_notification_id_collapses_when_no_collapse_key_is_given() {
+    let with_id = info(json!({"id": "0190f0c2-1111-7000-8000-000000000001", "body": "b"}));
+    let h = headers(&with_id, &DeliveryOptions::default(), Expiry::ProviderDefault);
+    assert_eq!(h.collapse_id.as_deref(), Some("0190f0c2-1111-7000-8000-000000000001"));
+    let keyed = DeliveryOptions { collapse_key: Some("movies".into()), ..Default::default() };
+    assert_eq!(headers(&with_id, &keyed, Expiry::ProviderDefault).collapse_id.as_deref(), Some("movies"));
+    let long_id = info(json!({"id": "i".repeat(65)}));
+    assert_eq!(headers(&long_id, &DeliveryOptions::default(), Expiry::ProviderDefault).collapse_id, None);
+}
+
+#[test]
+fn a_raw_merge_cannot_make_a_silent_push_visible() {
+    for key in ["alert", "sound", "badge"] {
+        let silent = info(json!({"silent": true, "apns": {"aps": {key: "x"}}}));
+        assert_eq!(
+            build(&silent, &DeliveryOptions::default()),
+            Err(PayloadError::RawFieldRefused {
+                field: format!("notification.apns.aps.{key}"),
+                reason: "a silent (background) push cannot show an alert, play a sound or set a badge"
+            })
+        );
+    }
+    let silent = info(json!({"silent": true, "apns": {"aps": {"content-available": 1}, "k": "v"}}));
+    assert!(build(&silent, &DeliveryOptions::default()).is_ok());
+    let visible = info(json!({"apns": {"aps": {"sound": "bell"}}}));
+    assert!(build(&visible, &DeliveryOptions::default()).is_ok());
 }

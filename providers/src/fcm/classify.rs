@@ -66,9 +66,17 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outc
         .or(Some(error.status.as_str()).filter(|s| !s.is_empty()))
         .map_or_else(|| format!("HTTP {status}"), str::to_owned);
     // Only the UNREGISTERED detail proves the token dead: a bare 404 can be
-    // a wrong project or path.
-    if code == Some("UNREGISTERED") {
+    // a wrong project or path. SENDER_ID_MISMATCH: the token belongs to
+    // another Firebase project, and never will be this one's.
+    if matches!(code, Some("UNREGISTERED" | "SENDER_ID_MISMATCH")) {
         return Outcome::InvalidToken { reason, status };
+    }
+    // The app's credentials, not the device: APNs or Web Push refused the
+    // certificate or key uploaded to Firebase, the service account may not
+    // send for the project, or the access token is refused.
+    if code == Some("THIRD_PARTY_AUTH_ERROR") || error.status == "PERMISSION_DENIED" || status == 401 || status == 403 {
+        let reason = if error.message.is_empty() { reason } else { format!("{reason}: {}", error.message) };
+        return Outcome::CredentialsFailing { reason, status: Some(status), after: retry_after };
     }
     let invalid_argument = code == Some("INVALID_ARGUMENT") || error.status == "INVALID_ARGUMENT";
     if status == 400 && invalid_argument && error.message.to_ascii_lowercase().contains("registration token") {
@@ -140,8 +148,36 @@ mod tests {
         let body = google(404, "NOT_FOUND", "Requested entity was not found.", None);
         assert!(matches!(classify(404, &body, None), Outcome::Rejected { status: Some(404), .. }));
         assert!(matches!(classify(404, b"Not Found", None), Outcome::Rejected { status: Some(404), .. }));
+    }
+
+    #[test]
+    fn sender_id_mismatch_is_a_dead_token() {
         let body = google(403, "PERMISSION_DENIED", "SenderId mismatch", Some("SENDER_ID_MISMATCH"));
-        assert!(matches!(classify(403, &body, None), Outcome::Rejected { status: Some(403), .. }));
+        assert_eq!(
+            classify(403, &body, None),
+            Outcome::InvalidToken { reason: "SENDER_ID_MISMATCH".into(), status: 403 }
+        );
+    }
+
+    #[test]
+    fn credential_errors_mark_the_app_failing() {
+        let third_party =
+            google(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", Some("THIRD_PARTY_AUTH_ERROR"));
+        assert_eq!(
+            classify(401, &third_party, None),
+            Outcome::CredentialsFailing {
+                reason: "THIRD_PARTY_AUTH_ERROR: Auth error from APNS or Web Push Service".into(),
+                status: Some(401),
+                after: None
+            }
+        );
+        let denied = google(403, "PERMISSION_DENIED", "Permission 'cloudmessaging.messages.create' denied", None);
+        assert!(matches!(
+            classify(403, &denied, None),
+            Outcome::CredentialsFailing { status: Some(403), reason, .. } if reason.starts_with("PERMISSION_DENIED")
+        ));
+        let unauthenticated = google(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", None);
+        assert!(classify(401, &unauthenticated, None).credentials_failing());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Sending to FCM HTTP v1 with a cached OAuth2 access token.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
@@ -11,6 +13,7 @@ use crate::config::{parse_url, trim_base, ProviderConfig, FCM_URL};
 use crate::error::ProviderError;
 use crate::info::{DeliveryOptions, NotificationInfo};
 use crate::outcome::Outcome;
+use crate::push::Push;
 use crate::retry_after;
 use crate::transport::{Answer, Transport, TransportError};
 
@@ -44,9 +47,10 @@ impl FcmClient {
         Ok(Self { transport, send_path: send_url.path().to_owned(), tokens })
     }
 
-    /// Sends one notification to one registration token and classifies the answer.
-    pub async fn send(&self, token: &str, info: &NotificationInfo, opts: &DeliveryOptions) -> Outcome {
-        let body = match message::build(token, info, opts).and_then(|message| {
+    /// Sends one notification to one registration token and classifies the
+    /// answer. `android.ttl` is what remains of `push.expiry` now.
+    pub async fn send(&self, push: Push<'_>, info: &NotificationInfo, opts: &DeliveryOptions) -> Outcome {
+        let body = match message::build_at(&push, info, opts, SystemTime::now()).and_then(|message| {
             serde_json::to_vec(&message).map_err(|e| crate::PayloadError::InvalidRaw(e.to_string()))
         }) {
             Ok(body) => Bytes::from(body),
@@ -63,7 +67,11 @@ impl FcmClient {
                 Err(e) => return Outcome::from_transport(e),
             };
             let status = answer.status;
-            if status == 401 && !renewed {
+            let third_party = || {
+                classify::GoogleError::parse(&answer.body)
+                    .is_some_and(|e| e.fcm_error_code() == Some("THIRD_PARTY_AUTH_ERROR"))
+            };
+            if status == 401 && !renewed && !third_party() {
                 // Revoked or expired early: one new token, one more try.
                 renewed = true;
                 match self.tokens.renew_rejected(&access).await {
@@ -87,15 +95,19 @@ impl FcmClient {
     }
 }
 
-/// No access token: the send did not happen. Bad credentials are permanent,
-/// an unreachable or failing token endpoint is not.
+/// No access token: the send did not happen. A refused service account is
+/// the app's credentials failing; an unreachable or failing token endpoint
+/// is an outage. Both are tried again after the remembered backoff.
 fn oauth_outcome(err: OAuthError) -> Outcome {
     tracing::warn!(error = %err, "FCM access token unavailable");
+    let after = match &err {
+        OAuthError::Backoff { retry_in, .. } => Some(*retry_in),
+        _ => None,
+    };
+    let reason = format!("OAuth token: {err}");
     match err {
+        e if e.is_credentials() => Outcome::CredentialsFailing { reason, status: None, after },
         OAuthError::Transport(e) => Outcome::from_http(e),
-        OAuthError::Refused { status, .. } if status == 429 || status >= 500 => {
-            Outcome::Retry { after: None, reason: format!("OAuth token endpoint: {err}"), status: None }
-        }
-        other => Outcome::Rejected { reason: format!("OAuth token: {other}"), status: None },
+        _ => Outcome::Retry { after, reason, status: None },
     }
 }

@@ -1,19 +1,42 @@
 //! The FCM v1 message for a notification.
 
+use std::time::SystemTime;
+
 use serde_json::{json, Map, Value};
 
 use crate::error::PayloadError;
-use crate::info::{DeliveryOptions, NotificationInfo, Priority};
+use crate::info::{DeliveryOptions, NotificationInfo};
 use crate::json::deep_merge;
+use crate::push::{Expiry, Push};
 
-/// FCM's limit for a message's `data`, in bytes (serialized JSON).
+/// FCM's limit for a message's data, in bytes (serialized JSON).
 pub const MAX_DATA_BYTES: usize = 4096;
 
-/// Builds the request body `{"message": {...}}` for one device token.
-///
-/// The raw `fcm` fields are merged into the message last; the token is set
-/// after them so a raw field cannot redirect the message.
+/// Message fields that would send to other devices than the one meant: a
+/// raw merge may not add them.
+const REDIRECTING_FIELDS: &[&str] = &["topic", "condition"];
+
+/// Builds the request body `{"message": {...}}` for one device token, as if
+/// sent now: `android.ttl` is the whole `ttl_seconds`. Used to check a
+/// notification before queueing it.
 pub fn build(token: &str, info: &NotificationInfo, opts: &DeliveryOptions) -> Result<Value, PayloadError> {
+    let now = SystemTime::now();
+    build_at(&Push::to(token).expiry(Expiry::from_ttl(now, opts.ttl_seconds)), info, opts, now)
+}
+
+/// Builds the message of `push` at `now`: `android.ttl` is what remains of
+/// the notification's life, `android.notification.tag` its collapse key or
+/// else its id.
+///
+/// The raw `fcm` fields are merged into the message last; they may not add
+/// a `topic` or `condition`, and the token is set after them so a raw field
+/// cannot redirect the message.
+pub fn build_at(
+    push: &Push<'_>,
+    info: &NotificationInfo,
+    opts: &DeliveryOptions,
+    now: SystemTime,
+) -> Result<Value, PayloadError> {
     let mut message = Map::new();
     if !info.silent {
         let mut notification = Map::new();
@@ -28,11 +51,17 @@ pub fn build(token: &str, info: &NotificationInfo, opts: &DeliveryOptions) -> Re
     if !data.is_empty() {
         message.insert("data".into(), Value::Object(data));
     }
-    message.insert("android".into(), Value::Object(android(info, opts)));
+    message.insert("android".into(), Value::Object(android(info, opts, push.expiry.fcm_ttl(now))));
     if let Some(raw) = &info.fcm {
+        if let Some(field) = REDIRECTING_FIELDS.iter().find(|f| raw.contains_key(**f)) {
+            return Err(PayloadError::RawFieldRefused {
+                field: format!("notification.fcm.{field}"),
+                reason: "a notification goes to its target's devices, not to an FCM topic or condition",
+            });
+        }
         deep_merge(&mut message, raw);
     }
-    message.insert("token".into(), json!(token));
+    message.insert("token".into(), json!(push.token));
     check_data(&message)?;
     Ok(json!({ "message": message }))
 }
@@ -64,15 +93,11 @@ fn data(info: &NotificationInfo) -> Map<String, Value> {
     data
 }
 
-fn android(info: &NotificationInfo, opts: &DeliveryOptions) -> Map<String, Value> {
+fn android(info: &NotificationInfo, opts: &DeliveryOptions, ttl: Option<String>) -> Map<String, Value> {
     let mut android = Map::new();
-    let priority = match opts.priority {
-        Priority::High => "HIGH",
-        Priority::Normal => "NORMAL",
-    };
-    android.insert("priority".into(), json!(priority));
-    if let Some(ttl) = opts.ttl_seconds {
-        android.insert("ttl".into(), json!(format!("{ttl}s")));
+    android.insert("priority".into(), json!(opts.priority.fcm()));
+    if let Some(ttl) = ttl {
+        android.insert("ttl".into(), json!(ttl));
     }
     insert_str(&mut android, "collapse_key", &opts.collapse_key);
     if !info.silent {
@@ -80,8 +105,9 @@ fn android(info: &NotificationInfo, opts: &DeliveryOptions) -> Map<String, Value
         insert_str(&mut notification, "sound", &info.sound);
         insert_str(&mut notification, "channel_id", &info.channel_id);
         insert_str(&mut notification, "click_action", &info.action);
-        // Like apns-collapse-id: a newer notification replaces the shown one.
-        insert_str(&mut notification, "tag", &opts.collapse_key);
+        // Like apns-collapse-id: a newer notification replaces the shown
+        // one, and a push repeated after a crash replaces the first.
+        insert_str(&mut notification, "tag", &opts.collapse_key.clone().or_else(|| info.id.clone()));
         if let Some(badge) = info.badge {
             notification.insert("notification_count".into(), json!(badge));
         }
@@ -92,11 +118,14 @@ fn android(info: &NotificationInfo, opts: &DeliveryOptions) -> Map<String, Value
     android
 }
 
+/// Checks the data of the whole message, raw fields merged: `data` and
+/// `android.data` (which Android delivers in its place) count together.
 fn check_data(message: &Map<String, Value>) -> Result<(), PayloadError> {
-    let Some(data) = message.get("data") else {
-        return Ok(());
-    };
-    let size = serde_json::to_vec(data).map_err(|e| PayloadError::InvalidRaw(e.to_string()))?.len();
+    let android_data = message.get("android").and_then(|a| a.get("data"));
+    let mut size = 0;
+    for data in [message.get("data"), android_data].into_iter().flatten() {
+        size += serde_json::to_vec(data).map_err(|e| PayloadError::InvalidRaw(e.to_string()))?.len();
+    }
     if size > MAX_DATA_BYTES {
         return Err(PayloadError::TooLarge { size, limit: MAX_DATA_BYTES });
     }

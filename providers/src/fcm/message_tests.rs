@@ -1,4 +1,5 @@
 use super::*;
+use crate::info::Priority;
 
 fn info(v: Value) -> NotificationInfo {
     serde_json::from_value(v).expect("valid info")
@@ -82,4 +83,45 @@ fn refuses_data_over_4096_bytes() {
     // A long title does not count against the data limit.
     let title = info(json!({"title": "x".repeat(5000)}));
     assert!(build("tok", &title, &DeliveryOptions::default()).is_ok());
+}
+
+#[test]
+fn ttl_is_what_remains_and_the_id_is_the_tag_without_collapse_key() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let created = UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let note = info(json!({"id": "0190f0c2-1111-7000-8000-000000000001", "body": "b"}));
+    let opts = DeliveryOptions { priority: Priority::Low, ttl_seconds: Some(3600), ..Default::default() };
+    let push = Push::to("tok").expiry(Expiry::from_ttl(created, opts.ttl_seconds));
+    let retried = build_at(&push, &note, &opts, created + Duration::from_secs(600)).expect("builds");
+    assert_eq!(
+        retried["message"]["android"],
+        json!({"priority": "NORMAL", "ttl": "3000s", "notification": {"tag": "0190f0c2-1111-7000-8000-000000000001"}})
+    );
+    let zero = Push::to("tok").expiry(Expiry::NowOrNever);
+    assert_eq!(build_at(&zero, &note, &opts, created).expect("builds")["message"]["android"]["ttl"], json!("0s"));
+}
+
+#[test]
+fn a_raw_merge_cannot_add_a_topic_or_condition() {
+    for field in ["topic", "condition"] {
+        let note = info(json!({"body": "b", "fcm": {field: "news"}}));
+        assert_eq!(
+            build("tok", &note, &DeliveryOptions::default()),
+            Err(PayloadError::RawFieldRefused {
+                field: format!("notification.fcm.{field}"),
+                reason: "a notification goes to its target's devices, not to an FCM topic or condition"
+            })
+        );
+    }
+}
+
+#[test]
+fn data_added_by_a_raw_merge_counts_against_the_limit() {
+    let half = "x".repeat(2100);
+    let note = info(json!({"data": {"a": half}, "fcm": {"data": {"b": half}}}));
+    assert!(matches!(build("tok", &note, &DeliveryOptions::default()), Err(PayloadError::TooLarge { .. })));
+    let note = info(json!({"data": {"a": half}, "fcm": {"android": {"data": {"b": half}}}}));
+    assert!(matches!(build("tok", &note, &DeliveryOptions::default()), Err(PayloadError::TooLarge { .. })));
+    let note = info(json!({"data": {"a": half}}));
+    assert!(build("tok", &note, &DeliveryOptions::default()).is_ok());
 }

@@ -3,6 +3,9 @@
 //! One access token is shared by every send of a client and renewed a few
 //! minutes before it expires. Renewal is single-flight: however many sends
 //! find the token stale at once, one request goes to the token endpoint.
+//! A failed request is remembered with a backoff (1 s doubling to 1 min):
+//! until it passes, sends fail at once with the same reason instead of each
+//! waiting on a token endpoint that is down or refusing the account.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,6 +21,11 @@ use crate::error::ProviderError;
 pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 /// How long before its expiry a token is renewed.
 pub const RENEW_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// How long the first failure of the token endpoint is remembered; it
+/// doubles with each failure in a row, up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest a failure is remembered.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -70,6 +78,39 @@ pub enum OAuthError {
     /// The assertion could not be signed.
     #[error("cannot sign assertion: {0}")]
     Sign(#[source] jsonwebtoken::errors::Error),
+    /// The last request failed moments ago; not asking again before `retry_in`.
+    #[error("{reason} (not retried for {retry_in:?})")]
+    Backoff {
+        /// The last failure.
+        reason: String,
+        /// Whether it was the account that was refused (not an outage).
+        credentials: bool,
+        /// What remains of the backoff.
+        retry_in: Duration,
+    },
+}
+
+impl OAuthError {
+    /// Whether the token endpoint refused the service account itself (a
+    /// revoked key, a deleted account): the app's credentials are failing.
+    /// An outage (unreachable, 429, 5xx) is not the credentials' fault.
+    pub fn is_credentials(&self) -> bool {
+        match self {
+            OAuthError::Refused { status, .. } => *status != 429 && *status < 500,
+            OAuthError::Sign(_) => true,
+            OAuthError::Backoff { credentials, .. } => *credentials,
+            OAuthError::Transport(_) | OAuthError::BadAnswer(_) => false,
+        }
+    }
+}
+
+/// The last failure of the token endpoint, remembered for a while.
+#[derive(Debug)]
+struct Failure {
+    reason: String,
+    credentials: bool,
+    until: Instant,
+    in_a_row: u32,
 }
 
 /// Mints and caches access tokens for one service account.
@@ -80,6 +121,7 @@ pub struct TokenSource {
     http: reqwest::Client,
     cached: RwLock<Option<Arc<AccessToken>>>,
     refresh: tokio::sync::Mutex<()>,
+    failure: std::sync::Mutex<Option<Failure>>,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -100,6 +142,7 @@ impl TokenSource {
             http,
             cached: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            failure: std::sync::Mutex::new(None),
         };
         source.assertion(SystemTime::now()).map_err(invalid)?;
         Ok(source)
@@ -143,7 +186,42 @@ impl TokenSource {
         self.fetch_and_store().await
     }
 
+    /// Fetches a token unless a recent failure is still remembered; a
+    /// failure is remembered, a success forgets it.
     async fn fetch_and_store(&self) -> Result<Arc<AccessToken>, OAuthError> {
+        let now = Instant::now();
+        let in_a_row = {
+            let failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            match failure.as_ref() {
+                Some(f) if now < f.until => {
+                    return Err(OAuthError::Backoff {
+                        reason: f.reason.clone(),
+                        credentials: f.credentials,
+                        retry_in: f.until - now,
+                    })
+                }
+                Some(f) => f.in_a_row,
+                None => 0,
+            }
+        };
+        let result = self.fetch().await;
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(_) => *failure = None,
+            Err(e) => {
+                let backoff = FIRST_BACKOFF.saturating_mul(1 << in_a_row.min(16)).min(MAX_BACKOFF);
+                *failure = Some(Failure {
+                    reason: e.to_string(),
+                    credentials: e.is_credentials(),
+                    until: Instant::now() + backoff,
+                    in_a_row: in_a_row.saturating_add(1),
+                });
+            }
+        }
+        result
+    }
+
+    async fn fetch(&self) -> Result<Arc<AccessToken>, OAuthError> {
         let assertion = self.assertion(SystemTime::now()).map_err(OAuthError::Sign)?;
         let started = Instant::now();
         let resp = self

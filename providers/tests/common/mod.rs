@@ -10,9 +10,17 @@ pub async fn mock() -> MockHandle {
     MockServer::start(MockConfig::default()).await.expect("mock starts")
 }
 
+/// A mock with settings changed by `edit`.
+pub async fn mock_with(edit: impl FnOnce(&mut MockConfig)) -> MockHandle {
+    let mut cfg = MockConfig::default();
+    edit(&mut cfg);
+    MockServer::start(cfg).await.expect("mock starts")
+}
+
 pub fn config(mock: &MockHandle) -> ProviderConfig {
     ProviderConfig {
         apns_base_url: Some(mock.base_url()),
+        apns_sandbox_base_url: Some(mock.apns_sandbox_url()),
         fcm_base_url: Some(mock.base_url()),
         extra_root_pem: Some(mock.ca_pem().as_bytes().to_vec()),
         request_timeout: Duration::from_secs(20),
