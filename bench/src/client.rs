@@ -1,0 +1,133 @@
+//! A lean HTTP client for the gateway's API: one pooled connection per
+//! concurrent caller, JSON in and out.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{BenchError, BenchResult, Context};
+
+/// A gateway answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body (`null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// A 2xx answer.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// `404 {"error":…}`, for reports.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.status, self.body)
+    }
+
+    /// The gateway has no such route yet (404 "no such route", or 405).
+    pub fn route_missing(&self) -> bool {
+        let message = self.body.pointer("/error/message").and_then(Value::as_str);
+        self.status == 405 || (self.status == 404 && message == Some("no such route"))
+    }
+
+    /// A string field of the body.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.body.get(key).and_then(Value::as_str)
+    }
+}
+
+/// The gateway's API with the bench app's keys.
+#[derive(Clone, Debug)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    admin_key: String,
+    /// The bench app's id.
+    pub app_id: String,
+    /// Sends, groups, socket pushes.
+    pub server_key: String,
+    /// Registrations and sockets.
+    pub client_key: String,
+}
+
+impl Api {
+    /// A client for the gateway at `addr`; keys are filled by [`Api::create_app`].
+    pub fn new(addr: SocketAddr, admin_key: &str) -> BenchResult<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            http,
+            base: format!("http://{addr}"),
+            admin_key: admin_key.to_owned(),
+            app_id: String::new(),
+            server_key: String::new(),
+            client_key: String::new(),
+        })
+    }
+
+    /// `host:port` of the gateway.
+    pub fn authority(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// True when `/readyz` answers 200.
+    pub async fn ready(&self) -> bool {
+        match self.http.get(format!("{}/readyz", self.base)).send().await {
+            Ok(resp) => resp.status().is_success(),
+            Err(_) => false,
+        }
+    }
+
+    /// `POST path` with `body`, as `key`.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> BenchResult<Reply> {
+        let req = self.http.post(format!("{}{path}", self.base)).bearer_auth(key).json(body);
+        Self::send(req, path).await
+    }
+
+    /// `GET path`, as `key`.
+    pub async fn get(&self, path: &str, key: &str) -> BenchResult<Reply> {
+        Self::send(self.http.get(format!("{}{path}", self.base)).bearer_auth(key), path).await
+    }
+
+    async fn send(req: reqwest::RequestBuilder, path: &str) -> BenchResult<Reply> {
+        let resp = req.send().await.with_context(|| format!("calling {path}"))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.with_context(|| format!("reading the answer of {path}"))?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Reply { status, body })
+    }
+
+    /// Creates the bench app with the stand-ins' credentials and keeps its keys.
+    pub async fn create_app(&mut self, apns: &Value, service_account: &Value) -> BenchResult<()> {
+        let body = json!({"name": "bench", "apns": apns, "fcm": {"service_account": service_account}});
+        let admin_key = self.admin_key.clone();
+        let reply = self.post("/v1/apps", &admin_key, &body).await?;
+        let field = |name: &str| {
+            reply
+                .str(name)
+                .map(str::to_owned)
+                .ok_or_else(|| BenchError::msg(format!("POST /v1/apps answered {}", reply.describe())))
+        };
+        self.app_id = field("id")?;
+        self.server_key = field("server_key")?;
+        self.client_key = field("client_key")?;
+        Ok(())
+    }
+}
+
+/// Percentile `p` (0–100) of sorted samples, nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}

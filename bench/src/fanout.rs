@@ -1,0 +1,96 @@
+//! Group fan-out: N seeded devices in one group, one `POST
+//! /v1/groups/{g}/notifications`, polled until `completed`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::env::Env;
+use crate::gateway::Meter;
+use crate::report::{self, Line};
+use crate::shares::Shares;
+use crate::BenchResult;
+
+const BENCH: &str = "fanout";
+
+/// Runs one fan-out per size; `ceiling` is the stand-ins' requests/s, when
+/// measured; `stand_ins` their process, when a child.
+pub async fn run(env: &mut Env, sizes: &[u64], ceiling: Option<f64>, stand_ins: Option<u32>) {
+    for &n in sizes {
+        match one(env, n, ceiling, stand_ins).await {
+            Ok(Outcome::Done) => {}
+            Ok(Outcome::Missing(why)) => {
+                report::skipped(BENCH, Some(env.kind), why);
+                return;
+            }
+            Err(e) => report::failed(BENCH, Some(env.kind), format!("{n} devices: {e}")),
+        }
+    }
+}
+
+enum Outcome {
+    Done,
+    Missing(String),
+}
+
+async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>) -> BenchResult<Outcome> {
+    let group = format!("bench-fanout-{n}");
+    let seed_start = Instant::now();
+    env.db.seed(&env.api.app_id, &group, n).await?;
+    let seed_s = seed_start.elapsed().as_secs_f64();
+
+    let meter = Meter::start(env.gateway.pid())?;
+    let shares = Shares::start(stand_ins);
+    let start = Instant::now();
+    let body = json!({"notification": {"title": "Bench", "body": "fan-out"}});
+    let reply = env.api.post(&format!("/v1/groups/{group}/notifications"), &env.api.server_key, &body).await?;
+    if reply.route_missing() {
+        return Ok(Outcome::Missing(format!("POST /v1/groups/{{name}}/notifications: {}", reply.describe())));
+    }
+    let Some(id) = reply.str("id").map(str::to_owned).filter(|_| reply.ok()) else {
+        return Err(crate::BenchError::msg(format!("send answered {}", reply.describe())));
+    };
+
+    // Bounded: a minute plus a millisecond per device.
+    let deadline = start + Duration::from_secs(60) + Duration::from_millis(n);
+    // Each poll counts the delivery rows: poll big fan-outs less often (resolution stays ≤ 1 %).
+    let poll = Duration::from_millis(match n {
+        0..=10_000 => 25,
+        10_001..=100_000 => 100,
+        _ => 500,
+    });
+    let (status, last) = loop {
+        let reply = env.api.get(&format!("/v1/notifications/{id}"), &env.api.server_key).await?;
+        if reply.route_missing() {
+            return Ok(Outcome::Missing(format!("GET /v1/notifications/{{id}}: {}", reply.describe())));
+        }
+        let status = reply.str("status").unwrap_or("?").to_owned();
+        if status == "completed" || status == "cancelled" || Instant::now() > deadline {
+            break (status, reply.body);
+        }
+        tokio::time::sleep(poll).await;
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    let usage = meter.finish()?;
+    let delivered = count(&last, "delivered");
+    let rate = delivered as f64 / elapsed;
+    let mut line = Line::new(BENCH, Some(env.kind))
+        .set("devices", n)
+        .set("status", status)
+        .set("targeted", count(&last, "targeted"))
+        .set("delivered", delivered)
+        .set("failed", count(&last, "failed"))
+        .num("deliveries_per_s", rate, 0)
+        .num("elapsed_s", elapsed, 3);
+    if let Some(ceiling) = ceiling {
+        line = line.num("fraction_of_ceiling", rate / ceiling, 3);
+    }
+    line = line.num("gateway_peak_rss_mb", usage.peak_rss_mb, 1).num("gateway_cpu_s", usage.cpu_s, 2);
+    shares.finish(line).num("seed_s", seed_s, 2).emit();
+    Ok(Outcome::Done)
+}
+
+/// A count from `{"counts": {...}}` or from the top level.
+fn count(body: &Value, key: &str) -> u64 {
+    body.pointer(&format!("/counts/{key}")).or_else(|| body.get(key)).and_then(Value::as_u64).unwrap_or(0)
+}

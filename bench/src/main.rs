@@ -1,0 +1,356 @@
+//! `pushgate-bench`: starts the stand-ins and the gateway as child
+//! processes, drives them over HTTP and WebSocket from this process, reads
+//! the gateway's CPU and memory from /proc, and prints one JSON object per
+//! line on stdout. It measures; it never asserts. See BENCHMARKS.md.
+//!
+//! It lives outside the gateway crate so that the gateway ships none of it:
+//! no stand-ins, no WebSocket client, no scratch directories, no `unsafe`.
+
+mod ceiling;
+mod client;
+mod env;
+mod fanout;
+mod gateway;
+mod mock;
+mod registration;
+mod report;
+mod seed;
+mod sends;
+mod shares;
+mod sockets;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+use env::Env;
+use mock::Mock;
+use report::Line;
+
+/// Benchmark a pushgate gateway against local stand-ins; prints JSON lines (BENCHMARKS.md).
+#[derive(Clone, Debug, Parser)]
+#[command(name = "pushgate-bench", version, about)]
+pub struct BenchArgs {
+    /// Small sizes, done in under a minute: fan-out of 2,000 devices, 2,000
+    /// sends and registrations, 1,000 sockets.
+    #[arg(long)]
+    quick: bool,
+    /// Stores to run on.
+    #[arg(long, value_enum, default_value_t = StoreChoice::Both)]
+    store: StoreChoice,
+    /// Fan-out group sizes [default: 10000,100000,1000000; 2000 with --quick].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    sizes: Vec<u64>,
+    /// Scenarios to run [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
+    /// Postgres server: a `pushgate_bench_*` database is created there and dropped after.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres: String,
+    /// Single-device sends [default: 50000; 2000 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    sends: Option<u64>,
+    /// `?wait=true` sends timed for latency [default: 2000; 500 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    latency_sends: Option<u64>,
+    /// Registrations [default: 50000; 2000 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    registrations: Option<u64>,
+    /// WebSocket connections [default: 10000; 1000 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    sockets: Option<u64>,
+    /// Requests h2load sends to the stand-ins [default: 200000; 20000 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    h2load_requests: Option<u64>,
+    /// Keep the scratch directory (gateway and stand-in logs, SQLite file) and print its path on stderr.
+    #[arg(long)]
+    keep: bool,
+    /// The gateway binary to run [default: `pushgate` beside this binary, as cargo builds it].
+    #[arg(long)]
+    gateway: Option<PathBuf>,
+}
+
+/// `--store`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StoreChoice {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+/// A store the gateway runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// A Postgres database.
+    Postgres,
+}
+
+impl StoreKind {
+    /// `sqlite` / `postgres`, as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// `--only` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// The stand-ins' ceiling, with h2load.
+    Ceiling,
+    /// Group fan-out.
+    Fanout,
+    /// Single-device send throughput and CPU per send.
+    Sends,
+    /// Single-device send latency with `?wait=true`.
+    Latency,
+    /// Device registration throughput.
+    Registration,
+    /// WebSocket memory per connection and broadcast time.
+    Sockets,
+}
+
+/// Why the harness itself could not go on (scenario failures are printed instead).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Something failed, with what the bench was doing.
+    #[error("{context}: {source}")]
+    Caused {
+        /// What the bench was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A condition the bench checks itself.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl BenchError {
+    /// An error without an underlying cause.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self::Failed(message.into())
+    }
+
+    /// `source`, while doing `context`.
+    pub fn caused(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Caused { context: context.into(), source: source.into() }
+    }
+}
+
+/// Result of a harness step.
+pub type BenchResult<T> = Result<T, BenchError>;
+
+/// Adds what the bench was doing to an error.
+pub trait Context<T> {
+    /// With a fixed description.
+    fn context(self, context: &str) -> BenchResult<T>;
+    /// With a description built only on error.
+    fn with_context(self, context: impl FnOnce() -> String) -> BenchResult<T>;
+}
+
+impl<T, E: Into<Box<dyn std::error::Error + Send + Sync>>> Context<T> for Result<T, E> {
+    fn context(self, context: &str) -> BenchResult<T> {
+        self.map_err(|e| BenchError::caused(context, e))
+    }
+
+    fn with_context(self, context: impl FnOnce() -> String) -> BenchResult<T> {
+        self.map_err(|e| BenchError::caused(context(), e))
+    }
+}
+
+/// What to run, with `--quick` defaults applied.
+struct Plan {
+    quick: bool,
+    stores: Vec<StoreKind>,
+    scenarios: Vec<Scenario>,
+    sizes: Vec<u64>,
+    sends: u64,
+    latency_sends: u64,
+    registrations: u64,
+    sockets: u64,
+    h2load_requests: u64,
+    postgres: String,
+    keep: bool,
+    gateway: Option<PathBuf>,
+}
+
+impl Plan {
+    fn new(args: BenchArgs) -> Self {
+        let pick = |given: Option<u64>, full: u64, quick: u64| given.unwrap_or(if args.quick { quick } else { full });
+        let sizes = match (args.sizes.is_empty(), args.quick) {
+            (false, _) => args.sizes.clone(),
+            (true, true) => vec![2_000],
+            (true, false) => vec![10_000, 100_000, 1_000_000],
+        };
+        let stores = match args.store {
+            StoreChoice::Sqlite => vec![StoreKind::Sqlite],
+            StoreChoice::Postgres => vec![StoreKind::Postgres],
+            StoreChoice::Both => vec![StoreKind::Sqlite, StoreKind::Postgres],
+        };
+        let scenarios = if args.only.is_empty() { Scenario::value_variants().to_vec() } else { args.only.clone() };
+        Self {
+            quick: args.quick,
+            stores,
+            scenarios,
+            sizes,
+            sends: pick(args.sends, 50_000, 2_000),
+            latency_sends: pick(args.latency_sends, 2_000, 500),
+            registrations: pick(args.registrations, 50_000, 2_000),
+            sockets: pick(args.sockets, 10_000, 1_000),
+            h2load_requests: pick(args.h2load_requests, 200_000, 20_000),
+            postgres: args.postgres,
+            keep: args.keep,
+            gateway: args.gateway,
+        }
+    }
+
+    fn has(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
+    }
+}
+
+/// Runs the benchmark; the exit code says whether the harness could run, not how fast things were.
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pushgate-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(Plan::new(args))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushgate-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(plan: Plan) -> BenchResult<()> {
+    // Before any child starts: children inherit the limit (sockets need ~1 fd each, on both ends).
+    let nofile = raise_nofile();
+    let exe = match plan.gateway.clone() {
+        Some(path) => path,
+        None => sibling("pushgate")?,
+    };
+    if !exe.is_file() {
+        return Err(BenchError::msg(format!(
+            "no gateway binary at {} (build it first: cargo build --release --workspace --bins; or pass --gateway PATH)",
+            exe.display()
+        )));
+    }
+    let dir = tempfile::Builder::new().prefix("pushgate-bench-").tempdir().context("creating a temp dir")?;
+    let mock = Mock::start(&sibling("pushgate-mock-providers")?, dir.path()).await?;
+    machine_line(&plan, &mock, nofile);
+    let ceiling =
+        if plan.has(Scenario::Ceiling) { ceiling::run(&mock, dir.path(), plan.h2load_requests).await } else { None };
+    let mut sockets_done = false;
+    for &kind in &plan.stores {
+        let mut env = match Env::start(kind, &exe, dir.path(), &plan.postgres, &mock).await {
+            Ok(env) => env,
+            Err(e) => {
+                report::skipped("setup", Some(kind), e);
+                continue;
+            }
+        };
+        run_scenarios(&plan, &mut env, &mock, ceiling, &mut sockets_done).await;
+        if let Err(e) = env.stop().await {
+            report::failed("teardown", Some(kind), e);
+        }
+    }
+    mock.stop().await;
+    if plan.keep {
+        eprintln!("pushgate-bench: logs kept in {}", dir.keep().display());
+    }
+    Ok(())
+}
+
+async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<f64>, sockets_done: &mut bool) {
+    let kind = Some(env.kind);
+    if plan.has(Scenario::Fanout) {
+        fanout::run(env, &plan.sizes, ceiling, mock.pid()).await;
+    }
+    if plan.has(Scenario::Sends) {
+        if let Err(e) = sends::throughput(env, mock, plan.sends).await {
+            report::failed("sends", kind, e);
+        }
+    }
+    if plan.has(Scenario::Latency) {
+        if let Err(e) = sends::latency(env, plan.latency_sends).await {
+            report::failed("send_latency", kind, e);
+        }
+    }
+    if plan.has(Scenario::Registration) {
+        if let Err(e) = registration::run(env, plan.registrations).await {
+            report::failed("registration", kind, e);
+        }
+    }
+    // Sockets do not touch the store after the handshake: once is enough.
+    if plan.has(Scenario::Sockets) && !*sockets_done {
+        *sockets_done = true;
+        if let Err(e) = sockets::run(env, plan.sockets).await {
+            report::failed("sockets", kind, e);
+        }
+    }
+}
+
+/// `name` in this binary's directory: cargo puts every binary of the
+/// workspace in the same `target/<profile>/`, so the bench runs the gateway
+/// and the stand-ins of its own build profile.
+fn sibling(name: &str) -> BenchResult<PathBuf> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let dir = exe.parent().ok_or_else(|| BenchError::msg("this binary has no directory"))?;
+    Ok(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Sets this process's soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+fn raise_nofile() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a live rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return None;
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// First line: what machine and settings the figures come from.
+fn machine_line(plan: &Plan, mock: &Mock, nofile: Option<u64>) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim()));
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb = meminfo_kb(Path::new("/proc/meminfo"));
+    Line::new("machine", None)
+        .set("cpus", cpus)
+        .set("cpu_model", model.unwrap_or("unknown"))
+        .num("mem_total_gb", mem_kb / 1024.0 / 1024.0, 1)
+        .set("mode", if plan.quick { "quick" } else { "full" })
+        // Figures of a debug build (as CI runs it, to stay fast) only show the harness works.
+        .set("build", if cfg!(debug_assertions) { "debug" } else { "release" })
+        .set("stand_ins", mock.mode())
+        .set("nofile_limit", nofile)
+        .set("date", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .emit();
+}
+
+fn meminfo_kb(path: &Path) -> f64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,182 @@
+//! The bench database: a fresh one per store, and devices written straight
+//! into it with one SQL statement (the API would be the bottleneck).
+
+use std::path::Path;
+use std::str::FromStr;
+
+use rand::Rng;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use crate::{BenchResult, Context, StoreKind};
+
+/// Device `i`'s id: UUIDv7-shaped, so it sorts like a real one.
+pub fn device_id(i: u64) -> String {
+    format!("01900000-0000-7000-8000-{i:012x}")
+}
+
+const PG_DEVICES: &str =
+    "INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, updated_at, last_seen_at) \
+     SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), $1, \
+       CASE WHEN i % 2 = 0 THEN 'ios' ELSE 'android' END, \
+       CASE WHEN i % 2 = 0 THEN 'a' || lpad(to_hex(i), 63, '0') ELSE 'bench-fcm-' || i END, \
+       CASE WHEN i % 2 = 0 THEN 'production' END, TRUE, $2, $2, $2 \
+     FROM generate_series($3::bigint, $4::bigint) AS i";
+const PG_MEMBERS: &str = "INSERT INTO device_groups (app_id, name, device_id) \
+     SELECT $1, $2, '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0') \
+     FROM generate_series($3::bigint, $4::bigint) AS i";
+const LITE_DEVICES: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM seq WHERE i < $4) \
+     INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, updated_at, last_seen_at) \
+     SELECT printf('01900000-0000-7000-8000-%012x', i), $1, \
+       CASE WHEN i % 2 = 0 THEN 'ios' ELSE 'android' END, \
+       CASE WHEN i % 2 = 0 THEN 'a' || printf('%063x', i) ELSE 'bench-fcm-' || i END, \
+       CASE WHEN i % 2 = 0 THEN 'production' END, TRUE, $2, $2, $2 \
+     FROM seq";
+const LITE_MEMBERS: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM seq WHERE i < $4) \
+     INSERT INTO device_groups (app_id, name, device_id) \
+     SELECT $1, $2, printf('01900000-0000-7000-8000-%012x', i) FROM seq";
+
+enum Conn {
+    Postgres { pool: PgPool, admin: PgPool, name: String },
+    Sqlite(SqlitePool),
+}
+
+/// A database made for one bench run, dropped by [`Database::drop`].
+pub struct Database {
+    /// Which store.
+    pub kind: StoreKind,
+    /// `DATABASE_URL` for the gateway.
+    pub url: String,
+    conn: Option<Conn>,
+    next: u64,
+}
+
+impl Database {
+    /// A new SQLite file in `dir`, or `CREATE DATABASE pushgate_bench_<random>` via `postgres`.
+    pub fn new(kind: StoreKind, dir: &Path, postgres: &str) -> Self {
+        let url = match kind {
+            StoreKind::Sqlite => format!("sqlite://{}", dir.join("bench.db").display()),
+            StoreKind::Postgres => postgres.to_owned(),
+        };
+        Self { kind, url, conn: None, next: 1 }
+    }
+
+    /// Creates the Postgres database (SQLite's file is created by the gateway).
+    pub async fn create(&mut self) -> BenchResult<()> {
+        if self.kind == StoreKind::Postgres {
+            let admin =
+                PgPoolOptions::new().max_connections(1).connect(&self.url).await.context("connecting to --postgres")?;
+            let name = format!("pushgate_bench_{:08x}", rand::thread_rng().gen::<u32>());
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.context("CREATE DATABASE")?;
+            let url = with_database(&self.url, &name);
+            self.conn =
+                Some(Conn::Postgres { pool: PgPool::connect_lazy(&url).context("bench database URL")?, admin, name });
+            self.url = url;
+        }
+        Ok(())
+    }
+
+    /// Connects for seeding, once the gateway has applied its migrations.
+    pub async fn connect_sqlite(&mut self) -> BenchResult<()> {
+        if self.kind == StoreKind::Sqlite && self.conn.is_none() {
+            let opts = SqliteConnectOptions::from_str(&self.url)
+                .context("bench database URL")?
+                .busy_timeout(std::time::Duration::from_secs(30));
+            let pool =
+                SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.context("opening bench.db")?;
+            self.conn = Some(Conn::Sqlite(pool));
+        }
+        Ok(())
+    }
+
+    /// Writes `n` active devices (half iOS, half Android) of `app_id`, all
+    /// in `group`; returns the index of the first (ids: [`device_id`]).
+    pub async fn seed(&mut self, app_id: &str, group: &str, n: u64) -> BenchResult<u64> {
+        self.connect_sqlite().await?;
+        let (first, last) = (self.next, self.next + n - 1);
+        let (first_i, last_i) =
+            (i64::try_from(first).context("device index")?, i64::try_from(last).context("device index")?);
+        let now = chrono::Utc::now().timestamp_millis();
+        // The same two statements in one transaction; only the SQL dialect differs.
+        macro_rules! seed_range {
+            ($pool:expr, $devices:expr, $members:expr) => {{
+                let mut tx = $pool.begin().await.context("seeding: BEGIN")?;
+                sqlx::query($devices)
+                    .bind(app_id)
+                    .bind(now)
+                    .bind(first_i)
+                    .bind(last_i)
+                    .execute(&mut *tx)
+                    .await
+                    .context("seeding devices")?;
+                sqlx::query($members)
+                    .bind(app_id)
+                    .bind(group)
+                    .bind(first_i)
+                    .bind(last_i)
+                    .execute(&mut *tx)
+                    .await
+                    .context("seeding group")?;
+                tx.commit().await.context("seeding: COMMIT")?;
+            }};
+        }
+        match &self.conn {
+            Some(Conn::Postgres { pool, .. }) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
+            Some(Conn::Sqlite(pool)) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
+            None => return Err(crate::BenchError::msg("seeding before the database exists")),
+        }
+        self.next = last + 1;
+        Ok(first)
+    }
+
+    /// Closes connections and drops the Postgres database. Call after the gateway stopped.
+    pub async fn drop(self) -> BenchResult<()> {
+        match self.conn {
+            Some(Conn::Postgres { pool, admin, name }) => {
+                pool.close().await;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await
+                    .with_context(|| format!("DROP DATABASE {name}"))?;
+                admin.close().await;
+            }
+            Some(Conn::Sqlite(pool)) => pool.close().await,
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// `url` with its database name replaced (query string kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host}/{name}?{q}"),
+        None => format!("{host}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "b"),
+            "postgres://postgres@127.0.0.1:5432/b"
+        );
+        assert_eq!(with_database("postgres://h/test?sslmode=disable", "b"), "postgres://h/b?sslmode=disable");
+        assert_eq!(with_database("postgres://h", "b"), "postgres://h/b");
+    }
+
+    #[test]
+    fn device_ids_look_like_uuids() {
+        assert_eq!(device_id(255), "01900000-0000-7000-8000-0000000000ff");
+    }
+}
