@@ -1,10 +1,19 @@
 //! Configuration: defaults, then an optional `pushgate.toml`, then the
 //! environment (API.md, Configuration). Every option is in the README.
+//!
+//! [`Config`] is the one declaration of the options: its fields (and those of
+//! the tables in it, such as `[socket]`) are the TOML keys, and each has the
+//! environment variable `PUSHGATE_<PATH>` (`[socket] buffer` is
+//! `PUSHGATE_SOCKET_BUFFER`), save the few in [`ENV_NAMES`]. The environment
+//! layer is generic: it walks the settings as serde writes them, and a value
+//! is parsed as the kind of value it replaces. Adding an option is adding a
+//! field with its default (and its README line: a test compares the two).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -17,11 +26,19 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     /// An environment variable has an invalid value.
     #[error("invalid value for {name}: {value:?} ({why})")]
-    Env { name: &'static str, value: String, why: String },
+    Env { name: String, value: String, why: String },
+    /// Settings built in code hold a value the environment layer cannot
+    /// carry (a path that is not UTF-8).
+    #[error("cannot apply the environment over these settings: {0}")]
+    Layer(serde_json::Error),
 }
 
+/// Options whose variable is not `PUSHGATE_<PATH>`: the database URL is
+/// read where other tools (sqlx, hosting platforms) put it.
+const ENV_NAMES: &[(&str, &str)] = &[("database_url", "DATABASE_URL")];
+
 /// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -32,8 +49,8 @@ pub enum LogFormat {
 }
 
 /// The gateway's settings. Field names are the TOML keys; each has an
-/// environment variable `PUSHGATE_<NAME>` (and `DATABASE_URL`).
-#[derive(Clone, Debug, Deserialize)]
+/// environment variable `PUSHGATE_<NAME>` (see the module's doc).
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to serve on.
@@ -138,83 +155,91 @@ impl Config {
 
     /// Overrides settings from environment variables read by `get`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env { name, value, why: e.to_string() })
+        let mut tree = serde_json::to_value(&*self).map_err(ConfigError::Layer)?;
+        let mut read = Vec::new();
+        overlay_env(&mut tree, &mut Vec::new(), &get, &mut read)?;
+        if read.is_empty() {
+            return Ok(());
         }
-        if let Some(v) = get("PUSHGATE_LISTEN") {
-            self.listen = parse("PUSHGATE_LISTEN", v)?;
-        }
-        if let Some(v) = get("DATABASE_URL") {
-            self.database_url = v;
-        }
-        if let Some(v) = get("PUSHGATE_ADMIN_KEY") {
-            self.admin_key = Some(v);
-        }
-        if let Some(v) = get("PUSHGATE_APNS_URL") {
-            self.apns_url = Some(v);
-        }
-        if let Some(v) = get("PUSHGATE_FCM_URL") {
-            self.fcm_url = Some(v);
-        }
-        if let Some(v) = get("PUSHGATE_CA_FILE") {
-            self.ca_file = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("PUSHGATE_BODY_LIMIT") {
-            self.body_limit = parse("PUSHGATE_BODY_LIMIT", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_LOG_FORMAT") {
-            self.log_format = match v.as_str() {
-                "plain" => LogFormat::Plain,
-                "json" => LogFormat::Json,
-                _ => {
-                    return Err(ConfigError::Env { name: "PUSHGATE_LOG_FORMAT", value: v, why: "plain or json".into() })
-                }
-            };
-        }
-        if let Some(v) = get("PUSHGATE_SEND_CONCURRENCY") {
-            self.send_concurrency = parse("PUSHGATE_SEND_CONCURRENCY", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_CLAIM_BATCH") {
-            self.claim_batch = parse("PUSHGATE_CLAIM_BATCH", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_LEASE_SECONDS") {
-            self.lease_seconds = parse("PUSHGATE_LEASE_SECONDS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_MAX_ATTEMPTS") {
-            self.max_attempts = parse("PUSHGATE_MAX_ATTEMPTS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_RETRY_BASE_MS") {
-            self.retry_base_ms = parse("PUSHGATE_RETRY_BASE_MS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_RETRY_MAX_MS") {
-            self.retry_max_ms = parse("PUSHGATE_RETRY_MAX_MS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_FANOUT_BATCH") {
-            self.fanout_batch = parse("PUSHGATE_FANOUT_BATCH", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_POLL_INTERVAL_MS") {
-            self.poll_interval_ms = parse("PUSHGATE_POLL_INTERVAL_MS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_PROVIDER_TIMEOUT_MS") {
-            self.provider_timeout_ms = parse("PUSHGATE_PROVIDER_TIMEOUT_MS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_RETENTION_DAYS") {
-            self.retention_days = parse("PUSHGATE_RETENTION_DAYS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_REGISTRATION_RATE") {
-            self.registration_rate = parse("PUSHGATE_REGISTRATION_RATE", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_REGISTRATION_BATCH") {
-            self.registration_batch = parse("PUSHGATE_REGISTRATION_BATCH", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_WORKERS") {
-            self.workers = parse("PUSHGATE_WORKERS", v)?;
-        }
-        self.socket.apply_env(&get)?;
+        // A value that parsed as its kind can still be out of range for its
+        // field (`-1` for a count, a port of 70000): the path names the variable.
+        *self = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path: Vec<String> = e.path().iter().map(ToString::to_string).collect();
+            let name = env_name(&path);
+            let value = read.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+            ConfigError::Env { name, value, why: e.inner().to_string() }
+        })?;
         Ok(())
+    }
+
+    /// Every environment variable the settings read.
+    pub fn env_names() -> Result<Vec<String>, ConfigError> {
+        let tree = serde_json::to_value(Config::default()).map_err(ConfigError::Layer)?;
+        let mut names = Vec::new();
+        leaf_paths(&tree, &mut Vec::new(), &mut |path: &[String]| names.push(env_name(path)));
+        Ok(names)
+    }
+}
+
+/// The variable of the setting at `path` (TOML keys from the top).
+fn env_name(path: &[String]) -> String {
+    let dotted = path.join(".");
+    match ENV_NAMES.iter().find(|(key, _)| *key == dotted) {
+        Some((_, name)) => (*name).to_owned(),
+        None => format!("PUSHGATE_{}", path.join("_").to_uppercase()),
+    }
+}
+
+/// Calls `each` with the path of every setting: tables are walked into,
+/// anything else (`null` for an unset optional one included) is a setting.
+fn leaf_paths(tree: &Value, path: &mut Vec<String>, each: &mut impl FnMut(&[String])) {
+    match tree {
+        Value::Object(table) => {
+            for (key, value) in table {
+                path.push(key.clone());
+                leaf_paths(value, path, each);
+                path.pop();
+            }
+        }
+        _ => each(path),
+    }
+}
+
+/// Replaces each setting of `tree` whose variable `get` finds, parsed as the
+/// kind of value it replaces; notes what was read in `read`.
+fn overlay_env(
+    tree: &mut Value,
+    path: &mut Vec<String>,
+    get: &impl Fn(&str) -> Option<String>,
+    read: &mut Vec<(String, String)>,
+) -> Result<(), ConfigError> {
+    if let Value::Object(table) = tree {
+        for (key, value) in table.iter_mut() {
+            path.push(key.clone());
+            overlay_env(value, path, get, read)?;
+            path.pop();
+        }
+        return Ok(());
+    }
+    let name = env_name(path);
+    let Some(text) = get(&name) else { return Ok(()) };
+    *tree = parse_like(tree, &text).map_err(|why| ConfigError::Env { name: name.clone(), value: text.clone(), why })?;
+    read.push((name, text));
+    Ok(())
+}
+
+/// `text` as the same kind of value as `current`: booleans and numbers are
+/// parsed, anything else (strings, unset optional settings) is taken as is.
+fn parse_like(current: &Value, text: &str) -> Result<Value, String> {
+    match current {
+        Value::Bool(_) => text.parse::<bool>().map(Value::from).map_err(|e| e.to_string()),
+        Value::Number(n) if n.is_f64() => text.parse::<f64>().map(Value::from).map_err(|e| e.to_string()),
+        Value::Number(_) => match text.parse::<u64>() {
+            Ok(v) => Ok(Value::from(v)),
+            // A negative number: the field's type decides whether it fits.
+            Err(e) => text.parse::<i64>().map(Value::from).map_err(|_| e.to_string()),
+        },
+        _ => Ok(Value::String(text.to_owned())),
     }
 }
 
@@ -222,19 +247,85 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+    }
+
     #[test]
     fn environment_overrides_file_values() {
         let mut cfg: Config = toml::from_str("listen = \"0.0.0.0:9000\"\nretention_days = 7").expect("valid toml");
         assert_eq!(cfg.retention_days, 7);
         cfg.apply_env(|n| (n == "PUSHGATE_LISTEN").then(|| "127.0.0.1:9001".to_string())).expect("valid env");
         assert_eq!(cfg.listen.port(), 9001);
+        assert_eq!(cfg.retention_days, 7);
         assert_eq!(cfg.database_url, "sqlite://pushgate.db");
         let err = cfg.apply_env(|n| (n == "PUSHGATE_MAX_ATTEMPTS").then(|| "many".to_string()));
-        assert!(matches!(err, Err(ConfigError::Env { name: "PUSHGATE_MAX_ATTEMPTS", .. })));
+        assert!(matches!(&err, Err(ConfigError::Env { name, .. }) if name == "PUSHGATE_MAX_ATTEMPTS"), "{err:?}");
+    }
+
+    #[test]
+    fn every_kind_of_setting_is_read_from_its_variable() {
+        let mut cfg = Config::default();
+        cfg.apply_env(env(&[
+            ("DATABASE_URL", "postgres://db/pushgate"),
+            ("PUSHGATE_ADMIN_KEY", "12345"),
+            ("PUSHGATE_CA_FILE", "certs/ca.pem"),
+            ("PUSHGATE_LOG_FORMAT", "json"),
+            ("PUSHGATE_WORKERS", "false"),
+            ("PUSHGATE_CLAIM_BATCH", "7"),
+            ("PUSHGATE_SOCKET_BUFFER", "3"),
+        ]))
+        .expect("valid env");
+        assert_eq!(cfg.database_url, "postgres://db/pushgate");
+        assert_eq!(cfg.admin_key.as_deref(), Some("12345"));
+        assert_eq!(cfg.ca_file, Some(PathBuf::from("certs/ca.pem")));
+        assert_eq!(cfg.log_format, LogFormat::Json);
+        assert!(!cfg.workers);
+        assert_eq!(cfg.claim_batch, 7);
+        assert_eq!(cfg.socket.buffer, 3);
+        // Settings without a variable keep their values.
+        assert_eq!(cfg.socket.replay_seconds, 300);
+        assert_eq!(cfg.send_concurrency, 960);
+        // The database URL has one name, without the prefix.
+        let mut cfg = Config::default();
+        cfg.apply_env(env(&[("PUSHGATE_DATABASE_URL", "postgres://elsewhere")])).expect("not read");
+        assert_eq!(cfg.database_url, "sqlite://pushgate.db");
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (name, value) in [
+            ("PUSHGATE_LOG_FORMAT", "xml"),
+            ("PUSHGATE_WORKERS", "yes"),
+            ("PUSHGATE_BODY_LIMIT", "-1"),
+            ("PUSHGATE_REGISTRATION_RATE", "5000000000"),
+            ("PUSHGATE_LISTEN", "localhost"),
+            ("PUSHGATE_SOCKET_PING_INTERVAL_MS", "1.5"),
+        ] {
+            let err = Config::default().apply_env(env(&[(name, value)])).expect_err(name);
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("invalid value for {name}: {value:?} (")), "{text}");
+        }
     }
 
     #[test]
     fn unknown_file_keys_are_refused() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+
+    /// The README's configuration table lists every variable, and only those.
+    #[test]
+    fn readme_documents_every_option() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+        let section = readme.split("\n## Configuration\n").nth(1).expect("a Configuration section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let mut documented: Vec<String> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split_once('`').map(|(name, _)| name.to_owned()))
+            .collect();
+        let mut real = Config::env_names().expect("the defaults serialize");
+        documented.sort();
+        real.sort();
+        assert_eq!(documented, real, "README.md's configuration table against Config");
     }
 }

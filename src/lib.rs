@@ -1,6 +1,8 @@
 //! pushgate: a push notification gateway. Application servers call its HTTP
 //! API; it delivers through APNs, FCM and WebSockets, and logs every delivery.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod auth;
 pub mod batcher;

@@ -1,6 +1,6 @@
 //! The `pushgate` command line.
 
-mod bench;
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,31 +30,10 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Benchmark a gateway against local stand-ins; prints JSON lines (BENCHMARKS.md).
-    Bench(bench::BenchArgs),
-    /// Run local APNs and FCM stand-ins (TLS + HTTP/2) for staging and load tests.
-    MockProviders {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: std::net::SocketAddr,
-        /// Where to write ca.pem, apns_key.p8, apns.json and service_account.json.
-        #[arg(long)]
-        out_dir: Option<PathBuf>,
-        /// Accepted payloads kept per token for inspection (0: totals only, as benchmarks run them).
-        #[arg(long, default_value_t = 16)]
-        keep_payloads: usize,
-    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The bench starts its own gateways with their own settings: no config here.
-    if let Command::Bench(args) = &cli.command {
-        return bench::main(args.clone());
-    }
-    if let Command::MockProviders { listen, out_dir, keep_payloads } = &cli.command {
-        return mock_providers(*listen, out_dir.clone(), *keep_payloads);
-    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -83,33 +62,12 @@ fn main() -> ExitCode {
                 println!("pushgate: migrations applied");
                 Ok(())
             }
-            // Dispatched above, before the configuration is loaded.
-            Command::Bench(_) | Command::MockProviders { .. } => Ok(()),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pushgate: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `pushgate mock-providers`: the stand-ins until Ctrl-C.
-fn mock_providers(listen: std::net::SocketAddr, out_dir: Option<PathBuf>, keep_payloads: usize) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("pushgate: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let cfg = pushgate_mock_providers::MockConfig { listen, out_dir, keep_payloads, ..Default::default() };
-    match runtime.block_on(pushgate_mock_providers::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pushgate: mock providers: {e}");
             ExitCode::FAILURE
         }
     }

@@ -4,7 +4,7 @@
 //! can be scripted per device token ([`Behavior`], or the naming convention
 //! in [`behavior`]), and count what they receive. Tests start one with
 //! [`MockServer::start`]; staging and benchmarks run [`run`] from the CLI
-//! (`pushgate mock-providers`).
+//! (the `pushgate-mock-providers` binary).
 
 pub mod behavior;
 pub mod credentials;
@@ -113,7 +113,7 @@ impl MockError {
     }
 }
 
-/// Runs the mock until Ctrl-C: the `pushgate mock-providers` command.
+/// Runs the mock until Ctrl-C: the `pushgate-mock-providers` binary.
 pub async fn run(cfg: MockConfig) -> Result<(), MockError> {
     let out_dir = cfg.out_dir.clone();
     let handle = MockServer::start(cfg).await?;

@@ -1,14 +1,12 @@
 //! Settings of the socket channel (`[socket]` in pushgate.toml,
-//! `PUSHGATE_SOCKET_*` in the environment).
+//! `PUSHGATE_SOCKET_*` in the environment, both read by `crate::config`).
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::config::ConfigError;
+use serde::{Deserialize, Serialize};
 
 /// How sockets are kept alive, buffered and replayed.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SocketConfig {
     /// A connection silent for this long is pinged; silent for twice this long, closed.
@@ -39,25 +37,5 @@ impl SocketConfig {
     /// The replay window.
     pub fn replay_window(&self) -> Duration {
         Duration::from_secs(self.replay_seconds)
-    }
-
-    /// Overrides settings from `PUSHGATE_SOCKET_*` variables read by `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e: T::Err| ConfigError::Env { name, value, why: e.to_string() })
-        }
-        if let Some(v) = get("PUSHGATE_SOCKET_PING_INTERVAL_MS") {
-            self.ping_interval_ms = parse("PUSHGATE_SOCKET_PING_INTERVAL_MS", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_SOCKET_BUFFER") {
-            self.buffer = parse("PUSHGATE_SOCKET_BUFFER", v)?;
-        }
-        if let Some(v) = get("PUSHGATE_SOCKET_REPLAY_SECONDS") {
-            self.replay_seconds = parse("PUSHGATE_SOCKET_REPLAY_SECONDS", v)?;
-        }
-        Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! The APNs/FCM stand-ins: a `pushgate mock-providers` child process, or the
-//! library in this process while that subcommand does not exist yet.
+//! The APNs/FCM stand-ins: a `pushgate-mock-providers` child process, or the
+//! library in this process when that binary has not been built.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -8,8 +8,8 @@ use pushgate_mock_providers::{MockConfig, MockHandle, MockServer};
 use serde_json::Value;
 use tokio::process::Command;
 
-use super::gateway::{free_port, Proc};
-use super::{BenchError, BenchResult, Context};
+use crate::gateway::{free_port, Proc};
+use crate::{BenchError, BenchResult, Context};
 
 enum Running {
     Child(Proc),
@@ -31,13 +31,12 @@ pub struct Mock {
 }
 
 impl Mock {
-    /// Starts the stand-ins, writing their files into `dir`.
+    /// Starts the stand-ins (the `exe` binary when it runs), writing their files into `dir`.
     pub async fn start(exe: &Path, dir: &Path) -> BenchResult<Self> {
         let port = free_port()?;
-        let (running, base_url) = if subcommand_exists(exe).await {
+        let (running, base_url) = if binary_runs(exe).await {
             let mut cmd = Command::new(exe);
-            cmd.arg("mock-providers")
-                .arg("--listen")
+            cmd.arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--out-dir")
                 .arg(dir)
@@ -115,10 +114,10 @@ impl Mock {
     }
 }
 
-/// Whether this binary has the `mock-providers` subcommand yet.
-async fn subcommand_exists(exe: &Path) -> bool {
+/// Whether the stand-ins' binary is there and answers `--help`.
+async fn binary_runs(exe: &Path) -> bool {
     let status = Command::new(exe)
-        .args(["mock-providers", "--help"])
+        .arg("--help")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use rand::distributions::{Alphanumeric, DistString};
 
-use super::client::Api;
-use super::gateway::{self, free_port, GatewaySpec, Proc};
-use super::mock::Mock;
-use super::seed::Database;
-use super::{BenchResult, StoreKind};
+use crate::client::Api;
+use crate::gateway::{self, free_port, GatewaySpec, Proc};
+use crate::mock::Mock;
+use crate::seed::Database;
+use crate::{BenchResult, StoreKind};
 
 /// A running gateway on a fresh database, with the bench app created.
 pub struct Env {
@@ -27,7 +27,7 @@ impl Env {
     /// Creates the database, starts the gateway and creates the app.
     pub async fn start(kind: StoreKind, exe: &Path, dir: &Path, postgres: &str, mock: &Mock) -> BenchResult<Self> {
         let store_dir = dir.join(kind.as_str());
-        std::fs::create_dir_all(&store_dir).map_err(|e| super::BenchError::caused("creating a store directory", e))?;
+        std::fs::create_dir_all(&store_dir).map_err(|e| crate::BenchError::caused("creating a store directory", e))?;
         let mut db = Database::new(kind, &store_dir, postgres);
         db.create().await?;
         let result = Self::start_gateway(kind, exe, &store_dir, mock, &db).await;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use super::client::Api;
-use super::{BenchError, BenchResult, Context};
+use crate::client::Api;
+use crate::{BenchError, BenchResult, Context};
 
 /// A child process whose output goes to a log file. Killed if dropped.
 #[derive(Debug)]
@@ -144,7 +144,7 @@ pub fn status_kb(pid: u32, key: &str) -> BenchResult<f64> {
 /// How to start the gateway.
 #[derive(Debug)]
 pub struct GatewaySpec<'a> {
-    /// This binary.
+    /// The gateway binary.
     pub exe: &'a Path,
     /// Working directory (so no stray ./pushgate.toml is read) and log location.
     pub dir: &'a Path,

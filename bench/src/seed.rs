@@ -8,7 +8,7 @@ use rand::Rng;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use super::{BenchResult, Context, StoreKind};
+use crate::{BenchResult, Context, StoreKind};
 
 /// Device `i`'s id: UUIDv7-shaped, so it sorts like a real one.
 pub fn device_id(i: u64) -> String {
@@ -123,7 +123,7 @@ impl Database {
         match &self.conn {
             Some(Conn::Postgres { pool, .. }) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
             Some(Conn::Sqlite(pool)) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
-            None => return Err(super::BenchError::msg("seeding before the database exists")),
+            None => return Err(crate::BenchError::msg("seeding before the database exists")),
         }
         self.next = last + 1;
         Ok(first)

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::env::Env;
-use super::gateway::Meter;
-use super::report::{self, Line};
-use super::shares::Shares;
-use super::BenchResult;
+use crate::env::Env;
+use crate::gateway::Meter;
+use crate::report::{self, Line};
+use crate::shares::Shares;
+use crate::BenchResult;
 
 const BENCH: &str = "fanout";
 
@@ -48,7 +48,7 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>
         return Ok(Outcome::Missing(format!("POST /v1/groups/{{name}}/notifications: {}", reply.describe())));
     }
     let Some(id) = reply.str("id").map(str::to_owned).filter(|_| reply.ok()) else {
-        return Err(super::BenchError::msg(format!("send answered {}", reply.describe())));
+        return Err(crate::BenchError::msg(format!("send answered {}", reply.describe())));
     };
 
     // Bounded: a minute plus a millisecond per device.

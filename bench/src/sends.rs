@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::client::{percentile, Api, Reply};
-use super::env::Env;
-use super::gateway::Meter;
-use super::mock::Mock;
-use super::report::{self, Line};
-use super::seed::device_id;
-use super::shares::Shares;
-use super::{BenchError, BenchResult};
+use crate::client::{percentile, Api, Reply};
+use crate::env::Env;
+use crate::gateway::Meter;
+use crate::mock::Mock;
+use crate::report::{self, Line};
+use crate::seed::device_id;
+use crate::shares::Shares;
+use crate::{BenchError, BenchResult};
 
 /// Concurrent clients for the throughput run.
 const CLIENTS: u64 = 100;

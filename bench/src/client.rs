@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{BenchError, BenchResult, Context};
+use crate::{BenchError, BenchResult, Context};
 
 /// A gateway answer.
 #[derive(Debug)]

@@ -11,10 +11,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::env::Env;
-use super::gateway::{status_kb, Meter};
-use super::report::{self, Line};
-use super::BenchResult;
+use crate::env::Env;
+use crate::gateway::{status_kb, Meter};
+use crate::report::{self, Line};
+use crate::BenchResult;
 
 const BENCH: &str = "sockets";
 /// Connections being opened at once (the listen backlog is finite).

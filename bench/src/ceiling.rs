@@ -9,10 +9,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use super::gateway::Meter;
-use super::mock::Mock;
-use super::report::{self, Line};
-use super::{BenchError, BenchResult, Context};
+use crate::gateway::Meter;
+use crate::mock::Mock;
+use crate::report::{self, Line};
+use crate::{BenchError, BenchResult, Context};
 
 const BENCH: &str = "ceiling";
 /// Distinct device tokens h2load cycles through.

@@ -1,10 +1,10 @@
 //! Who else used the machine's CPU during a scenario. The gateway is
-//! measured by [`Meter`](super::gateway::Meter); this adds the stand-ins,
+//! measured by [`Meter`](crate::gateway::Meter); this adds the stand-ins,
 //! the bench client itself, Postgres and the machine as a whole, so that a
 //! throughput can be read as a budget of the cores everything shares.
 
-use super::gateway::cpu_seconds;
-use super::report::Line;
+use crate::gateway::cpu_seconds;
+use crate::report::Line;
 
 /// CPU seconds of every participant at the start of a scenario.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ fn busy_seconds() -> Option<f64> {
     let ticks: Vec<f64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal (guest time is in user).
     let busy: f64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
-    Some(busy / super::gateway::clock_ticks())
+    Some(busy / crate::gateway::clock_ticks())
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
-//! `pushgate bench`: starts the stand-ins and the gateway as child
+//! `pushgate-bench`: starts the stand-ins and the gateway as child
 //! processes, drives them over HTTP and WebSocket from this process, reads
 //! the gateway's CPU and memory from /proc, and prints one JSON object per
 //! line on stdout. It measures; it never asserts. See BENCHMARKS.md.
+//!
+//! It lives outside the gateway crate so that the gateway ships none of it:
+//! no stand-ins, no WebSocket client, no scratch directories, no `unsafe`.
 
 mod ceiling;
 mod client;
@@ -16,17 +19,18 @@ mod sends;
 mod shares;
 mod sockets;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::ValueEnum;
+use clap::{Parser, ValueEnum};
 
 use env::Env;
 use mock::Mock;
 use report::Line;
 
-/// Options of `pushgate bench`.
-#[derive(Clone, Debug, clap::Args)]
+/// Benchmark a pushgate gateway against local stand-ins; prints JSON lines (BENCHMARKS.md).
+#[derive(Clone, Debug, Parser)]
+#[command(name = "pushgate-bench", version, about)]
 pub struct BenchArgs {
     /// Small sizes, done in under a minute: fan-out of 2,000 devices, 2,000
     /// sends and registrations, 1,000 sockets.
@@ -62,6 +66,9 @@ pub struct BenchArgs {
     /// Keep the scratch directory (gateway and stand-in logs, SQLite file) and print its path on stderr.
     #[arg(long)]
     keep: bool,
+    /// The gateway binary to run [default: `pushgate` beside this binary, as cargo builds it].
+    #[arg(long)]
+    gateway: Option<PathBuf>,
 }
 
 /// `--store`.
@@ -171,6 +178,7 @@ struct Plan {
     h2load_requests: u64,
     postgres: String,
     keep: bool,
+    gateway: Option<PathBuf>,
 }
 
 impl Plan {
@@ -199,6 +207,7 @@ impl Plan {
             h2load_requests: pick(args.h2load_requests, 200_000, 20_000),
             postgres: args.postgres,
             keep: args.keep,
+            gateway: args.gateway,
         }
     }
 
@@ -208,18 +217,19 @@ impl Plan {
 }
 
 /// Runs the benchmark; the exit code says whether the harness could run, not how fast things were.
-pub fn main(args: BenchArgs) -> ExitCode {
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("pushgate bench: cannot start the runtime: {e}");
+            eprintln!("pushgate-bench: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(Plan::new(args))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pushgate bench: {e}");
+            eprintln!("pushgate-bench: {e}");
             ExitCode::FAILURE
         }
     }
@@ -228,9 +238,18 @@ pub fn main(args: BenchArgs) -> ExitCode {
 async fn run(plan: Plan) -> BenchResult<()> {
     // Before any child starts: children inherit the limit (sockets need ~1 fd each, on both ends).
     let nofile = raise_nofile();
-    let exe = std::env::current_exe().context("locating this binary")?;
+    let exe = match plan.gateway.clone() {
+        Some(path) => path,
+        None => sibling("pushgate")?,
+    };
+    if !exe.is_file() {
+        return Err(BenchError::msg(format!(
+            "no gateway binary at {} (build it first: cargo build --release --workspace --bins; or pass --gateway PATH)",
+            exe.display()
+        )));
+    }
     let dir = tempfile::Builder::new().prefix("pushgate-bench-").tempdir().context("creating a temp dir")?;
-    let mock = Mock::start(&exe, dir.path()).await?;
+    let mock = Mock::start(&sibling("pushgate-mock-providers")?, dir.path()).await?;
     machine_line(&plan, &mock, nofile);
     let ceiling =
         if plan.has(Scenario::Ceiling) { ceiling::run(&mock, dir.path(), plan.h2load_requests).await } else { None };
@@ -250,7 +269,7 @@ async fn run(plan: Plan) -> BenchResult<()> {
     }
     mock.stop().await;
     if plan.keep {
-        eprintln!("pushgate bench: logs kept in {}", dir.keep().display());
+        eprintln!("pushgate-bench: logs kept in {}", dir.keep().display());
     }
     Ok(())
 }
@@ -282,6 +301,15 @@ async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<
             report::failed("sockets", kind, e);
         }
     }
+}
+
+/// `name` in this binary's directory: cargo puts every binary of the
+/// workspace in the same `target/<profile>/`, so the bench runs the gateway
+/// and the stand-ins of its own build profile.
+fn sibling(name: &str) -> BenchResult<PathBuf> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let dir = exe.parent().ok_or_else(|| BenchError::msg("this binary has no directory"))?;
+    Ok(dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
 }
 
 /// Sets this process's soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.

@@ -8,10 +8,10 @@ use std::time::Instant;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::env::Env;
-use super::gateway::Meter;
-use super::report::{self, Line};
-use super::{BenchError, BenchResult};
+use crate::env::Env;
+use crate::gateway::Meter;
+use crate::report::{self, Line};
+use crate::{BenchError, BenchResult};
 
 const BENCH: &str = "registration";
 /// Concurrent clients.
@@ -44,7 +44,7 @@ pub async fn run(env: &mut Env, count: u64) -> BenchResult<()> {
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let meter = Meter::start(env.gateway.pid())?;
     let start = Instant::now();
-    let stop_at = start + super::sends::BUDGET;
+    let stop_at = start + crate::sends::BUDGET;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..CLIENTS {
         let (api, next, ok, errors) = (api.clone(), Arc::clone(&next), Arc::clone(&ok), Arc::clone(&errors));

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
-use super::StoreKind;
+use crate::StoreKind;
 
 /// One result line, built field by field and printed with [`Line::emit`].
 /// Fields keep their order (`bench` and `store` first), for people reading them.
