@@ -78,6 +78,18 @@ pub struct Config {
     pub registration_batch: usize,
     /// Whether this instance runs delivery workers.
     pub workers: bool,
+    /// Open HTTP connections at most; beyond it a connection is answered `503` and closed.
+    pub max_connections: usize,
+    /// The listen backlog (capped by the kernel's `net.core.somaxconn`).
+    pub listen_backlog: u32,
+    /// A client must send a request's headers within this time (milliseconds).
+    pub header_timeout_ms: u64,
+    /// A connection with no traffic for this long is closed (milliseconds).
+    pub idle_timeout_ms: u64,
+    /// API requests handled at once at most; beyond it `503 unavailable` with `Retry-After`.
+    pub api_concurrency: usize,
+    /// How long a request waits for a database connection before `503 unavailable` (milliseconds).
+    pub db_acquire_timeout_ms: u64,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
     pub socket: crate::socket::SocketConfig,
 }
@@ -109,6 +121,12 @@ impl Default for Config {
             registration_rate: 100,
             registration_batch: 256,
             workers: true,
+            max_connections: 10_000,
+            listen_backlog: 1024,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            api_concurrency: 512,
+            db_acquire_timeout_ms: 3_000,
             socket: crate::socket::SocketConfig::default(),
         }
     }
@@ -212,6 +230,24 @@ impl Config {
         }
         if let Some(v) = get("PUSHGATE_WORKERS") {
             self.workers = parse("PUSHGATE_WORKERS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_MAX_CONNECTIONS") {
+            self.max_connections = parse("PUSHGATE_MAX_CONNECTIONS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_LISTEN_BACKLOG") {
+            self.listen_backlog = parse("PUSHGATE_LISTEN_BACKLOG", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_HEADER_TIMEOUT_MS") {
+            self.header_timeout_ms = parse("PUSHGATE_HEADER_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_IDLE_TIMEOUT_MS") {
+            self.idle_timeout_ms = parse("PUSHGATE_IDLE_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_API_CONCURRENCY") {
+            self.api_concurrency = parse("PUSHGATE_API_CONCURRENCY", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_DB_ACQUIRE_TIMEOUT_MS") {
+            self.db_acquire_timeout_ms = parse("PUSHGATE_DB_ACQUIRE_TIMEOUT_MS", v)?;
         }
         self.socket.apply_env(&get)?;
         Ok(())

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// The HTTP method is not allowed on this route.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Too many API requests in progress on this instance.
+    #[error("too many requests in progress, retry later")]
+    Overloaded,
     /// The store is unreachable.
     #[error("the store is unavailable, retry later")]
     Unavailable(#[source] StoreError),
@@ -87,7 +90,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::NoProvider(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_provider"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable(_) | Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -150,7 +153,7 @@ impl IntoResponse for ApiError {
         if let Self::RateLimited { retry_after_secs } = self {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
-        if matches!(self, Self::Unavailable(_)) {
+        if matches!(self, Self::Unavailable(_) | Self::Overloaded) {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res

@@ -4,11 +4,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{admin_key_hash, Authenticator};
 use crate::config::Config;
+use crate::connections::EdgeLimits;
 use crate::rate_limit::RateLimiter;
 use crate::registrar::Registrar;
 use crate::state::AppState;
@@ -23,6 +26,9 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    /// The configured admin key is refused.
+    #[error("{0}")]
+    AdminKey(String),
     /// The extra root certificates (`ca_file`) could not be read.
     #[error("cannot read the CA file: {0}")]
     CaFile(#[source] std::io::Error),
@@ -43,15 +49,18 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the store, applies migrations, resolves the admin key and binds.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store = Store::connect(&config.database_url).await?;
+        if let Some(key) = config.admin_key.as_deref() {
+            crate::auth::check_admin_key(key).map_err(StartError::AdminKey)?;
+        }
+        let acquire_timeout = Duration::from_millis(config.db_acquire_timeout_ms);
+        let store = Store::open(&config.database_url, acquire_timeout).await?;
         store.migrate().await?;
         let (admin_hash, generated) = admin_key_hash(&store, config.admin_key.as_deref()).await?;
         if let Some(key) = generated {
             // Printed once, on the first start only: the store keeps just its hash.
             println!("pushgate: generated admin key (shown once, keep it): {key}");
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = crate::connections::bind(config.listen, config.listen_backlog)
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(StartError::Serve)?;
         let hub = crate::socket::Hub::new(store.clone(), config.socket.clone()).await?;
@@ -78,23 +87,29 @@ impl Gateway {
         self.state.hub.start(cancel.clone());
         self.state.delivery.start(cancel.clone());
         let hub = self.state.hub.clone();
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                // Upgraded sockets are not HTTP connections the server waits
-                // for: tell them to go (1001) so clients move to another instance.
-                hub.close_all();
-                stop.cancel();
-            })
-            .await
-            .map_err(StartError::Serve);
+        let config = &self.state.config;
+        let limits = EdgeLimits {
+            max_connections: config.max_connections,
+            backlog: config.listen_backlog,
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        };
+        let serving = crate::connections::serve(self.listener, app, limits, cancel.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            // Upgraded sockets are not HTTP connections the server waits
+            // for: tell them to go (1001) so clients move to another instance.
+            hub.close_all();
+            stop.cancel();
+        });
+        serving.await;
         cancel.cancel();
         self.state.hub.stop().await;
         // Provider calls in flight finish and are written back; claimed work
         // not yet started is given back for another instance.
         self.state.delivery.stop().await;
         self.state.store.close().await;
-        result
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ mod helpers;
 mod apps;
 mod deliveries;
 mod devices;
+mod edge;
 mod groups;
 mod ops;
 mod pipeline;
