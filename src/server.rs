@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{admin_key_hash, Authenticator};
 use crate::config::Config;
 use crate::connections::EdgeLimits;
+use crate::domain::cursor::CursorKey;
 use crate::rate_limit::RateLimiter;
 use crate::registrar::Registrar;
 use crate::state::AppState;
@@ -63,6 +64,7 @@ impl Gateway {
         let listener = crate::connections::bind(config.listen, config.listen_backlog)
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(StartError::Serve)?;
+        let cursors = Arc::new(cursor_key(&store).await?);
         let hub = crate::socket::Hub::new(store.clone(), config.socket.clone()).await?;
         let config = Arc::new(config);
         let delivery = crate::delivery::Delivery::new(store.clone(), config.clone()).map_err(StartError::CaFile)?;
@@ -75,6 +77,7 @@ impl Gateway {
             registration_limit: RateLimiter::new(config.registration_rate),
             config,
             metrics: crate::metrics::install(),
+            cursors,
         };
         Ok(Self { state, listener, addr })
     }
@@ -111,6 +114,19 @@ impl Gateway {
         self.state.store.close().await;
         Ok(())
     }
+}
+
+/// The database's cursor key: created by the first instance, read by the
+/// others, so every instance accepts the cursors of every other.
+async fn cursor_key(store: &Store) -> Result<CursorKey, StoreError> {
+    const NAME: &str = "cursor_key";
+    let mut secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
+    // Taken only when no instance stored one first.
+    store.init_setting(NAME, &hex::encode(secret)).await?;
+    let stored = store.setting(NAME).await?.unwrap_or_default();
+    // Hashed, so whatever the setting holds is a full-length key.
+    Ok(CursorKey::new(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(stored)).into()))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

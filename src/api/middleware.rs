@@ -23,6 +23,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn wrap(router: Router, api_concurrency: usize) -> Router {
     let slots = Arc::new(Semaphore::new(api_concurrency));
     router
+        .layer(axum::middleware::from_fn(refuse_odd_bytes))
         .layer(axum::middleware::from_fn(move |req, next| shed_load(slots.clone(), req, next)))
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -48,6 +49,58 @@ async fn shed_load(slots: Arc<Semaphore>, req: Request, next: Next) -> Response 
             ApiError::Overloaded.into_response()
         }
     }
+}
+
+/// Refuses control characters and invalid UTF-8 in the path and the query
+/// before any handler or store sees them: a path segment is an id, so such
+/// a path names nothing (`404`); a query parameter is `400 invalid_field`.
+async fn refuse_odd_bytes(req: Request, next: Next) -> Response {
+    if let Some(error) = odd_bytes(req.uri()) {
+        return error.into_response();
+    }
+    next.run(req).await
+}
+
+fn odd_bytes(uri: &axum::http::Uri) -> Option<ApiError> {
+    let path_ok = uri.path().split('/').all(|segment| {
+        let decoded: Vec<u8> = percent_decode(segment.as_bytes());
+        std::str::from_utf8(&decoded).is_ok_and(|s| !s.chars().any(char::is_control))
+    });
+    if !path_ok {
+        return Some(ApiError::NotFound("no such route or resource".into()));
+    }
+    let query = uri.query()?;
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = String::from_utf8_lossy(&percent_decode(name.as_bytes())).into_owned();
+        let value = percent_decode(&value.replace('+', " ").into_bytes());
+        match std::str::from_utf8(&value) {
+            Ok(v) if !v.chars().any(char::is_control) => {}
+            Ok(_) => return Some(ApiError::field(name.clone(), format!("{name} must not contain control characters"))),
+            Err(_) => return Some(ApiError::field(name.clone(), format!("{name} is not valid UTF-8"))),
+        }
+    }
+    None
+}
+
+/// `%XX` sequences decoded; a malformed one is kept as it is.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (input[i], input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {

@@ -8,6 +8,7 @@ mod deliveries;
 mod devices;
 mod edge;
 mod groups;
+mod odd_input;
 mod ops;
 mod pipeline;
 mod retention;
