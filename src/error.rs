@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The request conflicts with the state (e.g. idempotency key reuse).
     #[error("{0}")]
     Conflict(String),
+    /// The request's URI is over [`crate::api::middleware::MAX_URI`] bytes.
+    #[error("the URI is over {0} bytes")]
+    UriTooLong(usize),
     /// The body or a provider payload is over its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -88,6 +91,7 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             Self::NoProvider(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_provider"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) | Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -51,6 +51,10 @@ async fn shed_load(slots: Arc<Semaphore>, req: Request, next: Next) -> Response 
     }
 }
 
+/// The longest URI served (path and query), in bytes. Longer ones up to
+/// hyper's own limit (64 KiB) get a JSON `414`; beyond it hyper answers alone.
+pub const MAX_URI: usize = 8192;
+
 /// Refuses control characters and invalid UTF-8 in the path and the query
 /// before any handler or store sees them: a path segment is an id, so such
 /// a path names nothing (`404`); a query parameter is `400 invalid_field`.
@@ -62,6 +66,10 @@ async fn refuse_odd_bytes(req: Request, next: Next) -> Response {
 }
 
 fn odd_bytes(uri: &axum::http::Uri) -> Option<ApiError> {
+    let length = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if length > MAX_URI {
+        return Some(ApiError::UriTooLong(MAX_URI));
+    }
     let path_ok = uri.path().split('/').all(|segment| {
         let decoded: Vec<u8> = percent_decode(segment.as_bytes());
         std::str::from_utf8(&decoded).is_ok_and(|s| !s.chars().any(char::is_control))

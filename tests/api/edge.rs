@@ -164,3 +164,21 @@ async fn media_types_are_case_insensitive() {
         .expect("sent");
     assert_eq!(res.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn odd_requests_get_the_json_error_body() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let cases = [
+        (reqwest::Method::GET, "/v1/no-such-thing".to_string(), StatusCode::NOT_FOUND, "not_found"),
+        (reqwest::Method::DELETE, "/healthz".to_string(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (reqwest::Method::GET, format!("/v1/apps?name={}", "a".repeat(9000)), StatusCode::URI_TOO_LONG, "uri_too_long"),
+        (reqwest::Method::GET, "/v1/apps/%C3%28".to_string(), StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (method, path, status, code) in cases {
+        let res = app.http.request(method, app.url(&path)).bearer_auth(&app.admin_key).send().await.expect("sent");
+        assert_eq!(res.status(), status, "{}", &path[..path.len().min(40)]);
+        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert!(content_type.starts_with("application/json"), "{content_type}");
+        assert_error(&res.json().await.expect("json"), code, None);
+    }
+}
