@@ -101,6 +101,22 @@ impl Authenticator {
     }
 }
 
+/// The shortest admin key the gateway accepts: an empty key would make an
+/// empty `Bearer` the admin, and a short one is guessable.
+pub const MIN_ADMIN_KEY_LEN: usize = 16;
+
+/// Refuses a configured admin key that is too short (or empty).
+pub fn check_admin_key(key: &str) -> Result<(), String> {
+    if key.chars().count() < MIN_ADMIN_KEY_LEN {
+        return Err(format!(
+            "PUSHGATE_ADMIN_KEY (admin_key) is {} characters; it must be at least {MIN_ADMIN_KEY_LEN} \
+             (or unset, to have one generated)",
+            key.chars().count()
+        ));
+    }
+    Ok(())
+}
+
 /// The admin key's hash: from the configured key, else the stored one, else a
 /// new key that is printed once (returned as the second value).
 pub async fn admin_key_hash(store: &Store, configured: Option<&str>) -> StoreResult<(String, Option<String>)> {

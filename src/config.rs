@@ -95,6 +95,18 @@ pub struct Config {
     pub registration_batch: usize,
     /// Whether this instance runs delivery workers.
     pub workers: bool,
+    /// Open HTTP connections at most; beyond it a connection is answered `503` and closed.
+    pub max_connections: usize,
+    /// The listen backlog (capped by the kernel's `net.core.somaxconn`).
+    pub listen_backlog: u32,
+    /// A client must send a request's headers within this time (milliseconds).
+    pub header_timeout_ms: u64,
+    /// A connection with no traffic for this long is closed (milliseconds).
+    pub idle_timeout_ms: u64,
+    /// API requests handled at once at most; beyond it `503 unavailable` with `Retry-After`.
+    pub api_concurrency: usize,
+    /// How long a request waits for a database connection before `503 unavailable` (milliseconds).
+    pub db_acquire_timeout_ms: u64,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
     pub socket: crate::socket::SocketConfig,
 }
@@ -126,6 +138,12 @@ impl Default for Config {
             registration_rate: 100,
             registration_batch: 256,
             workers: true,
+            max_connections: 10_000,
+            listen_backlog: 1024,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            api_concurrency: 512,
+            db_acquire_timeout_ms: 3_000,
             socket: crate::socket::SocketConfig::default(),
         }
     }

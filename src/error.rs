@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The request conflicts with the state (e.g. idempotency key reuse).
     #[error("{0}")]
     Conflict(String),
+    /// The request's URI is over [`crate::api::middleware::MAX_URI`] bytes.
+    #[error("the URI is over {0} bytes")]
+    UriTooLong(usize),
     /// The body or a provider payload is over its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -46,6 +49,9 @@ pub enum ApiError {
     /// The HTTP method is not allowed on this route.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Too many API requests in progress on this instance.
+    #[error("too many requests in progress, retry later")]
+    Overloaded,
     /// The store is unreachable.
     #[error("the store is unavailable, retry later")]
     Unavailable(#[source] StoreError),
@@ -85,9 +91,10 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             Self::NoProvider(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_provider"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable(_) | Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -150,7 +157,7 @@ impl IntoResponse for ApiError {
         if let Self::RateLimited { retry_after_secs } = self {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
-        if matches!(self, Self::Unavailable(_)) {
+        if matches!(self, Self::Unavailable(_) | Self::Overloaded) {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res

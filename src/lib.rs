@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod batcher;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod domain;
 pub mod error;

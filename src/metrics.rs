@@ -94,3 +94,9 @@ pub fn queue_depth(state: &str, n: i64) {
 pub fn socket_connections(n: usize) {
     gauge!("pushgate_socket_connections").set(n as f64);
 }
+
+/// Connections and requests refused because a limit was reached
+/// (`connections`: the open-connection cap; `requests`: the API concurrency limit).
+pub fn shed(what: &'static str) {
+    counter!("pushgate_shed_total", "limit" => what).increment(1);
+}

@@ -4,11 +4,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{admin_key_hash, Authenticator};
 use crate::config::Config;
+use crate::connections::EdgeLimits;
+use crate::domain::cursor::CursorKey;
 use crate::rate_limit::RateLimiter;
 use crate::registrar::Registrar;
 use crate::state::AppState;
@@ -23,6 +27,9 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    /// The configured admin key is refused.
+    #[error("{0}")]
+    AdminKey(String),
     /// The extra root certificates (`ca_file`) could not be read.
     #[error("cannot read the CA file: {0}")]
     CaFile(#[source] std::io::Error),
@@ -43,17 +50,21 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the store, applies migrations, resolves the admin key and binds.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store = Store::connect(&config.database_url).await?;
+        if let Some(key) = config.admin_key.as_deref() {
+            crate::auth::check_admin_key(key).map_err(StartError::AdminKey)?;
+        }
+        let acquire_timeout = Duration::from_millis(config.db_acquire_timeout_ms);
+        let store = Store::open(&config.database_url, acquire_timeout).await?;
         store.migrate().await?;
         let (admin_hash, generated) = admin_key_hash(&store, config.admin_key.as_deref()).await?;
         if let Some(key) = generated {
             // Printed once, on the first start only: the store keeps just its hash.
             println!("pushgate: generated admin key (shown once, keep it): {key}");
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = crate::connections::bind(config.listen, config.listen_backlog)
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(StartError::Serve)?;
+        let cursors = Arc::new(cursor_key(&store).await?);
         let hub = crate::socket::Hub::new(store.clone(), config.socket.clone()).await?;
         let config = Arc::new(config);
         let delivery = crate::delivery::Delivery::new(store.clone(), config.clone()).map_err(StartError::CaFile)?;
@@ -66,6 +77,7 @@ impl Gateway {
             registration_limit: RateLimiter::new(config.registration_rate),
             config,
             metrics: crate::metrics::install(),
+            cursors,
         };
         Ok(Self { state, listener, addr })
     }
@@ -78,24 +90,43 @@ impl Gateway {
         self.state.hub.start(cancel.clone());
         self.state.delivery.start(cancel.clone());
         let hub = self.state.hub.clone();
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                // Upgraded sockets are not HTTP connections the server waits
-                // for: tell them to go (1001) so clients move to another instance.
-                hub.close_all();
-                stop.cancel();
-            })
-            .await
-            .map_err(StartError::Serve);
+        let config = &self.state.config;
+        let limits = EdgeLimits {
+            max_connections: config.max_connections,
+            backlog: config.listen_backlog,
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        };
+        let serving = crate::connections::serve(self.listener, app, limits, cancel.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            // Upgraded sockets are not HTTP connections the server waits
+            // for: tell them to go (1001) so clients move to another instance.
+            hub.close_all();
+            stop.cancel();
+        });
+        serving.await;
         cancel.cancel();
         self.state.hub.stop().await;
         // Provider calls in flight finish and are written back; claimed work
         // not yet started is given back for another instance.
         self.state.delivery.stop().await;
         self.state.store.close().await;
-        result
+        Ok(())
     }
+}
+
+/// The database's cursor key: created by the first instance, read by the
+/// others, so every instance accepts the cursors of every other.
+async fn cursor_key(store: &Store) -> Result<CursorKey, StoreError> {
+    const NAME: &str = "cursor_key";
+    let mut secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut secret);
+    // Taken only when no instance stored one first.
+    store.init_setting(NAME, &hex::encode(secret)).await?;
+    let stored = store.setting(NAME).await?.unwrap_or_default();
+    // Hashed, so whatever the setting holds is a full-length key.
+    Ok(CursorKey::new(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(stored)).into()))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

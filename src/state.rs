@@ -28,6 +28,8 @@ pub struct AppState {
     pub hub: crate::socket::Hub,
     /// The delivery pipeline: the one door sends go through.
     pub delivery: crate::delivery::Delivery,
+    /// Signs and checks list cursors.
+    pub cursors: Arc<crate::domain::cursor::CursorKey>,
 }
 
 impl FromRef<AppState> for Authenticator {

@@ -136,9 +136,10 @@ async fn list(
 ) -> ApiResult<axum::Json<Page<AppView>>> {
     who.admin()?;
     let limit = cursor::limit(q.limit)?;
-    let after = cursor::decode(q.cursor.as_deref())?;
+    let cursors = st.cursors.list("apps");
+    let after = cursors.decode(q.cursor.as_deref())?;
     let rows = st.store.list_apps(after.as_deref(), limit + 1).await?;
-    Ok(axum::Json(Page::from_rows(rows, limit, |r| r.id.clone()).map(AppView::from)))
+    Ok(axum::Json(Page::from_rows(rows, limit, cursors, |r| r.id.clone()).map(AppView::from)))
 }
 
 #[utoipa::path(get, path = "/v1/apps/{app_id}", tag = "apps", params(("app_id" = String, Path)),

@@ -121,7 +121,8 @@ async fn list(
             .transpose()
     };
     let limit = cursor::limit(q.limit)?;
-    let before_id = match cursor::decode(q.cursor.as_deref())? {
+    let cursors = st.cursors.list("deliveries");
+    let before_id = match cursors.decode(q.cursor.as_deref())? {
         Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::field("cursor", "cursor is not one this server gave"))?),
         None => None,
     };
@@ -137,5 +138,5 @@ async fn list(
         before_id,
     };
     let rows = st.store.list_deliveries(&filter, limit + 1).await?;
-    Ok(axum::Json(Page::from_rows(rows, limit, |r| r.id.to_string()).map(DeliveryView::from)))
+    Ok(axum::Json(Page::from_rows(rows, limit, cursors, |r| r.id.to_string()).map(DeliveryView::from)))
 }

@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::json::{Json, Query};
 use super::rate_limit::Registrant;
 use crate::auth::Auth;
-use crate::domain::cursor::{self, Page, PageOf};
+use crate::domain::cursor::{self, ListCursors, Page, PageOf};
 use crate::domain::{names, time::Timestamp, DeviceToken, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -157,8 +157,8 @@ impl DeviceView {
     }
 
     /// The views of a page of stored devices.
-    pub(crate) fn page(rows: Vec<DeviceRow>, limit: i64) -> ApiResult<Page<Self>> {
-        let page = Page::from_rows(rows, limit, |r| r.id.clone());
+    pub(crate) fn page(rows: Vec<DeviceRow>, limit: i64, cursors: ListCursors<'_>) -> ApiResult<Page<Self>> {
+        let page = Page::from_rows(rows, limit, cursors, |r| r.id.clone());
         let items = page.items.into_iter().map(Self::new).collect::<ApiResult<_>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
     }
@@ -170,7 +170,11 @@ fn text(field: &str, value: Option<String>, max: usize) -> ApiResult<Option<Stri
         Some(v) if v.is_empty() || v.len() > max => {
             Err(ApiError::field(field, format!("{field} must be 1-{max} characters")))
         }
-        v => Ok(v),
+        Some(v) => {
+            names::printable(field, &v)?;
+            Ok(Some(v))
+        }
+        None => Ok(None),
     }
 }
 
@@ -298,7 +302,8 @@ async fn list(
 ) -> ApiResult<axum::Json<Page<DeviceView>>> {
     let app_id = who.server_app()?;
     let limit = cursor::limit(q.limit)?;
-    let after = cursor::decode(q.cursor.as_deref())?;
+    let cursors = st.cursors.list("devices");
+    let after = cursors.decode(q.cursor.as_deref())?;
     let filter = DeviceFilter {
         user_id: q.user_id.as_deref(),
         group: q.group.as_deref(),
@@ -306,7 +311,7 @@ async fn list(
         active: q.active,
     };
     let rows = st.store.list_devices(app_id, &filter, after.as_deref(), limit + 1).await?;
-    Ok(axum::Json(DeviceView::page(rows, limit)?))
+    Ok(axum::Json(DeviceView::page(rows, limit, cursors)?))
 }
 
 /// Reads a device of the caller's app, or `not_found`.

@@ -54,9 +54,10 @@ async fn list(
 ) -> ApiResult<axum::Json<Page<GroupView>>> {
     let app_id = who.server_app()?;
     let limit = cursor::limit(q.limit)?;
-    let after = cursor::decode(q.cursor.as_deref())?;
+    let cursors = st.cursors.list("groups");
+    let after = cursors.decode(q.cursor.as_deref())?;
     let rows = st.store.list_groups(app_id, after.as_deref(), limit + 1).await?;
-    Ok(axum::Json(Page::from_rows(rows, limit, |r| r.name.clone()).map(GroupView::from)))
+    Ok(axum::Json(Page::from_rows(rows, limit, cursors, |r| r.name.clone()).map(GroupView::from)))
 }
 
 #[utoipa::path(get, path = "/v1/groups/{name}/devices", tag = "groups", params(("name" = String, Path), ListQuery),
@@ -71,10 +72,11 @@ async fn members(
     let app_id = who.server_app()?;
     names::group("name", &name)?;
     let limit = cursor::limit(q.limit)?;
-    let after = cursor::decode(q.cursor.as_deref())?;
+    let cursors = st.cursors.list("group_devices");
+    let after = cursors.decode(q.cursor.as_deref())?;
     let filter = DeviceFilter { group: Some(&name), ..DeviceFilter::default() };
     let rows = st.store.list_devices(app_id, &filter, after.as_deref(), limit + 1).await?;
-    Ok(axum::Json(DeviceView::page(rows, limit)?))
+    Ok(axum::Json(DeviceView::page(rows, limit, cursors)?))
 }
 
 #[utoipa::path(put, path = "/v1/groups/{name}/devices/{device_id}", tag = "groups",

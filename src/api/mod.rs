@@ -37,6 +37,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
+    let api_concurrency = state.config.api_concurrency;
     let (routes, doc) = documented().split_for_parts();
     let router = routes
         .merge(openapi::router(doc))
@@ -44,5 +45,5 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state);
-    middleware::wrap(router)
+    middleware::wrap(router, api_concurrency)
 }

@@ -1,7 +1,7 @@
 //! `GET /v1/openapi.json`: the API as OpenAPI 3.1, generated from the routes.
 
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{Modify, OpenApi};
@@ -50,5 +50,14 @@ pub fn router(mut doc: OpenApiDoc) -> Router<AppState> {
                 .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 document")),
         ),
     );
-    Router::new().route("/v1/openapi.json", get(move || async move { Json(doc) }))
+    // Serialized once: a route's state is cloned per request, and the
+    // document as a value tree is large.
+    let body = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    Router::new().route(
+        "/v1/openapi.json",
+        get(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    )
 }

@@ -1,7 +1,10 @@
 //! Operations endpoints: liveness and readiness.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -20,22 +23,31 @@ async fn healthz() -> Json<Value> {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, description = "store reachable, migrations applied"), (status = 503, description = "not ready")))]
-async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
-    match st.store.ready().await {
-        Ok(true) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Ok(false) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": {"code": "unavailable", "message": "migrations are not applied"}})),
-        ),
-        Err(e) => {
+async fn readyz(State(st): State<AppState>) -> Response {
+    // A probe must answer at once: a hung database is "not ready", not a hung probe.
+    let check = tokio::time::timeout(READY_TIMEOUT, st.store.ready()).await;
+    let message = match check {
+        Ok(Ok(true)) => return (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+        Ok(Ok(false)) => "migrations are not applied",
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": {"code": "unavailable", "message": "the store is unreachable"}})),
-            )
+            "the store is unreachable"
         }
-    }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            "the store is unreachable"
+        }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        Json(json!({"error": {"code": "unavailable", "message": message}})),
+    )
+        .into_response()
 }
+
+/// How long `/readyz` waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]

@@ -167,7 +167,8 @@ async fn clients(
 ) -> ApiResult<axum::Json<Page<ClientView>>> {
     let app_id = who.server_app()?;
     let limit = cursor::limit(q.limit)?;
-    let after = cursor::decode(q.cursor.as_deref())?;
+    let cursors = st.cursors.list("socket_clients");
+    let after = cursors.decode(q.cursor.as_deref())?;
     let rows = st.hub.clients(app_id, after.as_deref(), limit + 1).await?;
-    Ok(axum::Json(Page::from_rows(rows, limit, |r| r.client_id.clone()).map(ClientView::from)))
+    Ok(axum::Json(Page::from_rows(rows, limit, cursors, |r| r.client_id.clone()).map(ClientView::from)))
 }

@@ -249,6 +249,11 @@ fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> Result<(
         }
         other => DeliveryError::InvalidField { field: raw_field, message: other.to_string() },
     };
+    // The collapse key becomes the `apns-collapse-id` header.
+    if let Some(key) = &options.collapse_key {
+        crate::domain::names::printable("options.collapse_key", key)
+            .map_err(|e| DeliveryError::InvalidField { field: "options.collapse_key", message: e.message })?;
+    }
     pushgate_providers::apns::payload::build(info, options).map_err(|e| refused(e, "notification.apns"))?;
     pushgate_providers::fcm::message::build("token", info, options).map_err(|e| refused(e, "notification.fcm"))?;
     Ok(())

@@ -15,10 +15,21 @@ pub fn group(field: &str, name: &str) -> Result<(), FieldError> {
     }
 }
 
-/// Validates an opaque id given by a client (user id, client id): 1–256 bytes.
+/// Validates an opaque id given by a client (user id, client id): 1–256
+/// bytes, no control characters.
 pub fn opaque(field: &str, value: &str) -> Result<(), FieldError> {
     if value.is_empty() || value.len() > 256 {
         Err(FieldError::new(field, format!("{field} must be 1-256 characters")))
+    } else {
+        printable(field, value)
+    }
+}
+
+/// Refuses control characters (NUL, CR, LF, …): no stored string or header
+/// value needs them, Postgres refuses NUL, and CR/LF would break a header.
+pub fn printable(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.chars().any(char::is_control) {
+        Err(FieldError::new(field, format!("{field} must not contain control characters")))
     } else {
         Ok(())
     }

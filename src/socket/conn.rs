@@ -106,6 +106,9 @@ async fn serve(
                         continue;
                     }
                     // tungstenite answers the client's close frame itself.
+                    Some(Err(e)) if too_big(&e) => {
+                        return Err(End::Close(close::MESSAGE_TOO_BIG, reason(close::MESSAGE_TOO_BIG)))
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Err(End::Gone),
                 }
             }
@@ -157,6 +160,14 @@ fn reason(code: u16) -> &'static str {
     match code {
         close::GOING_AWAY => "server shutting down",
         close::TRY_AGAIN_LATER => "too slow: reconnect with since",
+        close::MESSAGE_TOO_BIG => "message over the size limit",
         _ => "closed",
     }
+}
+
+/// Whether a read failed because the client's message is over the limit.
+fn too_big(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|inner| inner.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }

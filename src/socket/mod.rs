@@ -53,6 +53,8 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The instance is shutting down: reconnect, to another one if need be.
     pub const GOING_AWAY: u16 = 1001;
+    /// A message over the size limit (the body limit).
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The client did not keep up with its messages: reconnect with `since`.
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }

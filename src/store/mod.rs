@@ -120,6 +120,13 @@ pub struct Store {
 impl Store {
     /// Connects to `url` (`sqlite://path` creates the file; `postgres://…`).
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::open(url, Duration::from_secs(3)).await
+    }
+
+    /// Connects to `url`; a query waits at most `acquire_timeout` for a
+    /// connection, so a database outage fails requests quickly (`503`)
+    /// instead of holding them.
+    pub async fn open(url: &str, acquire_timeout: Duration) -> StoreResult<Self> {
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut opts = PgConnectOptions::from_str(url)?;
             if tls_pointless(url, opts.get_host(), std::env::var_os("PGSSLMODE").is_some()) {
@@ -128,7 +135,7 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(24)
                 .min_connections(1)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(acquire_timeout)
                 .connect_with(opts)
                 .await?;
             Pool::Postgres(pool)
@@ -139,11 +146,8 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await?;
+            let pool =
+                SqlitePoolOptions::new().max_connections(8).acquire_timeout(acquire_timeout).connect_with(opts).await?;
             Pool::Sqlite(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));

@@ -107,15 +107,28 @@ async fn readiness_follows_the_store() {
     let host = head.rsplit_once('@').map(|(_, h)| h).unwrap_or("127.0.0.1:5432").to_string();
     let proxy = TcpProxy::start(host.clone()).await;
     let proxied = format!("{}@{}/{db_name}", head.rsplit_once('@').map(|(u, _)| u).unwrap_or(head), proxy.addr);
-    let app = TestApp::spawn_with(Db::Postgres, |c| c.database_url = proxied).await;
+    let app = TestApp::spawn_with(Db::Postgres, |c| {
+        c.database_url = proxied;
+        c.db_acquire_timeout_ms = 1000;
+    })
+    .await;
     let ready = || async { app.http.get(app.url("/readyz")).send().await.expect("sent").status() };
     assert_eq!(ready().await, StatusCode::OK);
 
     proxy.cut().await;
+    // Both answer within a bounded time: the probe at once, requests within
+    // the pool's acquire timeout (1 s here), with `Retry-After`.
+    let start = std::time::Instant::now();
     assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, body) = app.get("/v1/apps", &app.admin_key).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_error(&body, "unavailable", None);
+    assert!(start.elapsed() < std::time::Duration::from_secs(1), "readyz took {:?}", start.elapsed());
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let res = app.http.get(app.url("/v1/apps")).bearer_auth(&app.admin_key).send().await.expect("sent");
+        assert!(start.elapsed() < std::time::Duration::from_secs(3), "request took {:?}", start.elapsed());
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+        assert_error(&res.json().await.expect("json"), "unavailable", None);
+    }
 
     proxy.resume();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -274,6 +274,19 @@ async fn opening_a_socket_needs_a_client_key(db: Db) {
     assert_error(&body, "invalid_field", Some("upgrade"));
 }
 
+async fn an_oversized_message_closes_with_1009(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let keys = app.create_app().await;
+    let mut ws = connect(&app, &keys, "big", None).await;
+    let big = "x".repeat(2 * 1024 * 1024);
+    // The server may close before the whole frame is written.
+    let _ = ws.send(Message::text(big)).await;
+    match next_message(&mut ws).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
 async fn a_closed_client_is_gone(db: Db) {
     let app = TestApp::spawn(db).await;
     let keys = app.create_app().await;
@@ -424,6 +437,7 @@ crate::store_tests!(
     bad_frames_get_error_frames_and_the_socket_stays_open,
     opening_a_socket_needs_a_client_key,
     a_closed_client_is_gone,
+    an_oversized_message_closes_with_1009,
     a_slow_client_is_dropped_and_others_keep_receiving,
     reconnecting_with_since_replays_what_was_missed,
     quiet_sockets_are_pinged,
