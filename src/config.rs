@@ -78,6 +78,8 @@ pub struct Config {
     pub registration_batch: usize,
     /// Whether this instance runs delivery workers.
     pub workers: bool,
+    /// How long an identity secret keeps verifying user tokens after it was rotated.
+    pub identity_grace_seconds: i64,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
     pub socket: crate::socket::SocketConfig,
 }
@@ -109,6 +111,7 @@ impl Default for Config {
             registration_rate: 100,
             registration_batch: 256,
             workers: true,
+            identity_grace_seconds: 86_400,
             socket: crate::socket::SocketConfig::default(),
         }
     }
@@ -209,6 +212,9 @@ impl Config {
         }
         if let Some(v) = get("PUSHGATE_REGISTRATION_BATCH") {
             self.registration_batch = parse("PUSHGATE_REGISTRATION_BATCH", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_IDENTITY_GRACE_SECONDS") {
+            self.identity_grace_seconds = parse("PUSHGATE_IDENTITY_GRACE_SECONDS", v)?;
         }
         if let Some(v) = get("PUSHGATE_WORKERS") {
             self.workers = parse("PUSHGATE_WORKERS", v)?;

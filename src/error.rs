@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::delivery::DeliveryError;
 use crate::domain::{FieldError, FieldErrorKind};
+use crate::identity::IdentityError;
 use crate::socket::SocketError;
 use crate::store::StoreError;
 
@@ -25,6 +26,9 @@ pub enum ApiError {
     /// No key, or an unknown or revoked one.
     #[error("missing or unknown API key")]
     Unauthorized,
+    /// A client key named a user without a valid user token for it.
+    #[error(transparent)]
+    UserToken(#[from] IdentityError),
     /// The key is valid but its kind may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -79,7 +83,7 @@ impl ApiError {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
             Self::InvalidToken { .. } => (StatusCode::BAD_REQUEST, "invalid_token"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Unauthorized | Self::UserToken(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod rate_limit;
 pub mod registrar;

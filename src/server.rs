@@ -62,6 +62,7 @@ impl Gateway {
             delivery,
             auth: Authenticator::new(store.clone(), admin_hash),
             registrar: Registrar::new(store.clone(), config.registration_batch),
+            identities: crate::identity::Identities::new(store.clone()),
             store,
             registration_limit: RateLimiter::new(config.registration_rate),
             config,

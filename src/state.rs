@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Device registrations per client key.
     pub registration_limit: RateLimiter,
+    /// Apps' identity settings (user tokens, socket relay), cached.
+    pub identities: crate::identity::Identities,
     /// Device registrations, committed in batches.
     pub registrar: crate::registrar::Registrar,
     /// WebSocket connections of this instance, and sends to them.

@@ -13,7 +13,12 @@ use crate::store::hash_key;
 
 /// Extractor of the registration endpoints: the caller's app (server or
 /// client key), once a client key is within its rate.
-pub struct Registrant(pub String);
+pub struct Registrant {
+    /// The caller's app.
+    pub app_id: String,
+    /// Whether the caller holds the (public) client key.
+    pub client: bool,
+}
 
 impl FromRequestParts<AppState> for Registrant {
     type Rejection = ApiError;
@@ -28,6 +33,6 @@ impl FromRequestParts<AppState> for Registrant {
                 .check(&bucket, Instant::now())
                 .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
         }
-        Ok(Self(app_id))
+        Ok(Self { client: matches!(who, Principal::Client { .. }), app_id })
     }
 }
