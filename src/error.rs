@@ -137,6 +137,7 @@ impl From<SocketError> for ApiError {
             SocketError::InvalidJson(message) => Self::InvalidJson(message),
             SocketError::Field(e) => e.into(),
             SocketError::NotFound(message) => Self::NotFound(message),
+            SocketError::Forbidden(message) => Self::Forbidden(message),
             SocketError::Store(e) => e.into(),
         }
     }
@@ -195,6 +196,7 @@ mod tests {
                 SocketError::field("to", "to must be an object"),
                 SocketError::Field(FieldError::token("token", "APNs device tokens are hex")),
                 SocketError::NotFound("no such connected client".into()),
+                SocketError::Forbidden("relays are off".into()),
                 SocketError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
                 SocketError::Store(StoreError::NotFound("device")),
                 SocketError::Store(StoreError::Conflict("taken".into())),

@@ -17,6 +17,7 @@ pub mod conn;
 pub mod error;
 pub mod frames;
 pub mod hub;
+pub mod identity;
 pub mod registry;
 pub mod session;
 

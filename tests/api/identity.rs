@@ -1,10 +1,15 @@
 //! Identity (API.md, Identity): what someone holding only the public client
 //! key can no longer do.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, sign_user_token, Db, TestApp, TestAppKeys};
+
+/// Bound on every wait for something the server should do.
+const WAIT: Duration = Duration::from_secs(5);
 
 /// An app as created by default: `verified`, relay `same_user`.
 pub async fn verified_app(app: &TestApp) -> TestAppKeys {
@@ -177,7 +182,123 @@ async fn devices_answer_only_to_their_secret(db: Db) {
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a socket with the client key and `query`; the HTTP status when refused.
+async fn socket(app: &TestApp, keys: &TestAppKeys, query: &str) -> Result<Ws, u16> {
+    let url = format!("ws://{}/v1/socket?key={}&{query}", app.addr, keys.client_key);
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("connect failed: {e}"),
+    }
+}
+
+/// The next JSON text frame, or None when nothing comes within `wait`.
+async fn frame_within(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(wait, ws.next()).await {
+            Err(_) => return None,
+            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(t.as_str()).expect("JSON frame")),
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+async fn sockets_get_their_user_from_the_token_only(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let keys = verified_app(&app).await;
+    let alice_token = keys.user_token("alice", 600);
+    let mut alice = socket(&app, &keys, &format!("client_id=tab&user_token={alice_token}")).await.expect("alice");
+    let welcome = frame_within(&mut alice, WAIT).await.expect("welcome");
+    assert_eq!(welcome, json!({"type": "welcome", "client_id": "alice:tab"}));
+
+    // Naming alice without her token, or with a forged or expired one.
+    for query in [
+        "client_id=tab&user_id=alice".to_string(),
+        format!("client_id=tab&user_id=alice&user_token={}", sign_user_token("guess", "alice", 600)),
+        format!("client_id=tab&user_token={}", keys.user_token("alice", -600)),
+        format!("client_id=tab&user_id=alice&user_token={}", keys.user_token("mallory", 600)),
+    ] {
+        assert_eq!(socket(&app, &keys, &query).await.err(), Some(401), "{query}");
+    }
+    // Naming her client id gets mallory's own, or is refused when anonymous.
+    let mallory_token = keys.user_token("mallory", 600);
+    let mut mallory = socket(&app, &keys, &format!("client_id=tab&user_token={mallory_token}")).await.expect("m");
+    let welcome = frame_within(&mut mallory, WAIT).await.expect("welcome");
+    assert_eq!(welcome["client_id"], "mallory:tab");
+    assert_eq!(socket(&app, &keys, "client_id=alice:tab").await.err(), Some(400));
+    let mut anonymous = socket(&app, &keys, "").await.expect("anonymous");
+    let welcome = frame_within(&mut anonymous, WAIT).await.expect("welcome");
+    assert!(welcome["client_id"].as_str().is_some_and(|id| id.starts_with('~')), "{welcome}");
+
+    // Alice's messages reach alice only, live and by replay.
+    let note = |n: &str| json!({"notification": {"id": n, "message": "one-time code 123456"}});
+    let (status, _) = app.post("/v1/socket/users/alice/notifications", &keys.server_key, note("n-1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.post("/v1/socket/clients/alice:tab/notifications", &keys.server_key, note("n-2")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(frame_within(&mut alice, WAIT).await.expect("n-1")["id"], "n-1");
+    assert_eq!(frame_within(&mut alice, WAIT).await.expect("n-2")["id"], "n-2");
+    let (status, _) = app.post("/v1/socket/broadcast", &keys.server_key, note("n-0")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(frame_within(&mut mallory, WAIT).await.expect("broadcast")["id"], "n-0", "nothing of alice's first");
+    assert_eq!(frame_within(&mut anonymous, WAIT).await.expect("broadcast")["id"], "n-0");
+    let (status, _) = app.post("/v1/socket/users/alice/notifications", &keys.server_key, note("n-3")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(frame_within(&mut mallory, Duration::from_millis(300)).await, None);
+
+    let since = format!("client_id=tab&user_token={mallory_token}&since=n-1");
+    let mut replay = socket(&app, &keys, &since).await.expect("replay");
+    assert_eq!(frame_within(&mut replay, WAIT).await.expect("welcome")["type"], "welcome");
+    assert_eq!(frame_within(&mut replay, WAIT).await.expect("broadcast")["id"], "n-0", "only what was hers to see");
+    assert_eq!(frame_within(&mut replay, Duration::from_millis(300)).await, None);
+}
+
+async fn relays_follow_the_app_setting(db: Db) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn(db).await;
+    let keys = verified_app(&app).await;
+    let open = |user: &str, client: &str| {
+        let token = keys.user_token(user, 600);
+        let (app, keys) = (&app, &keys);
+        let client = client.to_string();
+        async move {
+            let mut ws = socket(app, keys, &format!("client_id={client}&user_token={token}")).await.expect("open");
+            frame_within(&mut ws, WAIT).await.expect("welcome");
+            ws
+        }
+    };
+    let mut phone = open("alice", "phone").await;
+    let mut tab = open("alice", "tab").await;
+    let mut bob = open("bob", "tab").await;
+    let send =
+        |to: Value| Message::text(json!({"type": "send", "to": to, "notification": {"message": "hi"}}).to_string());
+
+    tab.send(send(json!({"all": true}))).await.expect("send");
+    assert_eq!(frame_within(&mut phone, WAIT).await.expect("relayed")["from"], "alice:tab");
+    assert_eq!(frame_within(&mut tab, WAIT).await.expect("own user")["from"], "alice:tab");
+    tab.send(send(json!({"client_id": "phone"}))).await.expect("send");
+    assert_eq!(frame_within(&mut phone, WAIT).await.expect("relayed")["from"], "alice:tab");
+    tab.send(send(json!({"client_id": "bob:tab"}))).await.expect("send");
+    assert_eq!(frame_within(&mut tab, WAIT).await.expect("error")["error"]["code"], "forbidden");
+    assert_eq!(frame_within(&mut bob, Duration::from_millis(300)).await, None, "bob gets nothing");
+
+    let (status, _) =
+        app.patch(&format!("/v1/apps/{}", keys.id), &app.admin_key, json!({"socket": {"client_relay": "none"}})).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut later = open("alice", "later").await;
+    later.send(send(json!({"all": true}))).await.expect("send");
+    assert_eq!(frame_within(&mut later, WAIT).await.expect("error")["error"]["code"], "forbidden");
+}
+
 crate::store_tests!(
+    sockets_get_their_user_from_the_token_only,
+    relays_follow_the_app_setting,
     new_apps_are_verified_and_show_their_settings,
     user_ids_need_a_user_token_for_that_user,
     open_apps_take_user_ids_from_the_client,
