@@ -78,6 +78,13 @@ pub struct Config {
     pub registration_batch: usize,
     /// Whether this instance runs delivery workers.
     pub workers: bool,
+    /// Client-key calls (registration, PATCH, DELETE) of all clients of one
+    /// app per second, whatever their addresses (0: no limit).
+    pub client_app_rate: u32,
+    /// Sends (`POST` of notifications) per app per second (0: no limit).
+    pub send_rate: u32,
+    /// CIDRs of proxies whose `X-Forwarded-For` is believed (comma-separated in the environment).
+    pub trusted_proxies: Vec<String>,
     /// How long an identity secret keeps verifying user tokens after it was rotated.
     pub identity_grace_seconds: i64,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
@@ -112,6 +119,9 @@ impl Default for Config {
             registration_batch: 256,
             workers: true,
             identity_grace_seconds: 86_400,
+            client_app_rate: 2000,
+            send_rate: 0,
+            trusted_proxies: Vec::new(),
             socket: crate::socket::SocketConfig::default(),
         }
     }
@@ -212,6 +222,18 @@ impl Config {
         }
         if let Some(v) = get("PUSHGATE_REGISTRATION_BATCH") {
             self.registration_batch = parse("PUSHGATE_REGISTRATION_BATCH", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_CLIENT_APP_RATE") {
+            self.client_app_rate = parse("PUSHGATE_CLIENT_APP_RATE", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_SEND_RATE") {
+            self.send_rate = parse("PUSHGATE_SEND_RATE", v)?;
+        }
+        if let Some(v) = get("PUSHGATE_TRUSTED_PROXIES") {
+            if let Err(e) = crate::client_addr::parse_list(std::slice::from_ref(&v)) {
+                return Err(ConfigError::Env { name: "PUSHGATE_TRUSTED_PROXIES", value: v, why: e.to_string() });
+            }
+            self.trusted_proxies = vec![v];
         }
         if let Some(v) = get("PUSHGATE_IDENTITY_GRACE_SECONDS") {
             self.identity_grace_seconds = parse("PUSHGATE_IDENTITY_GRACE_SECONDS", v)?;

@@ -138,6 +138,7 @@ impl From<SocketError> for ApiError {
             SocketError::Field(e) => e.into(),
             SocketError::NotFound(message) => Self::NotFound(message),
             SocketError::Forbidden(message) => Self::Forbidden(message),
+            SocketError::RateLimited => Self::RateLimited { retry_after_secs: 1 },
             SocketError::Store(e) => e.into(),
         }
     }
@@ -197,6 +198,7 @@ mod tests {
                 SocketError::Field(FieldError::token("token", "APNs device tokens are hex")),
                 SocketError::NotFound("no such connected client".into()),
                 SocketError::Forbidden("relays are off".into()),
+                SocketError::RateLimited,
                 SocketError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
                 SocketError::Store(StoreError::NotFound("device")),
                 SocketError::Store(StoreError::Conflict("taken".into())),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod batcher;
+pub mod client_addr;
 pub mod config;
 pub mod delivery;
 pub mod domain;

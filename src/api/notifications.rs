@@ -201,6 +201,9 @@ async fn accept(
     hash: Option<String>,
     wait: WaitQuery,
 ) -> ApiResult<Response> {
+    st.send_limit
+        .check(app_id, std::time::Instant::now())
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     let options = options.unwrap_or_default();
     let send_at = match &options.send_at {
         Some(s) => Some(

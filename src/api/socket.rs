@@ -85,6 +85,18 @@ async fn connect(
             SocketIdentity::open(q.user_id, Some(client_id), policy.relay)
         }
     };
+    // A cap per address, so one host cannot hold the instance's sockets.
+    let slot = match who {
+        Principal::Client { .. } => {
+            let addr = super::rate_limit::client_addr(&parts, &st);
+            Some(
+                st.sockets_per_address
+                    .acquire(&addr.to_string())
+                    .ok_or(ApiError::RateLimited { retry_after_secs: 1 })?,
+            )
+        }
+        _ => None,
+    };
     let ws = ws.map_err(|e| ApiError::field("upgrade", format!("this endpoint needs a WebSocket upgrade: {e}")))?;
     let (reg, joined) = st.hub.join(app_id, &identity.client_id, identity.user_id.as_deref()).await?;
     let since = q.since;
@@ -93,7 +105,10 @@ async fn connect(
         // Each frame goes out as it is written: no per-connection write buffer builds up.
         .write_buffer_size(0)
         .max_message_size(st.config.body_limit)
-        .on_upgrade(move |socket| conn::run(socket, reg, joined, since, identity)))
+        .on_upgrade(move |socket| async move {
+            conn::run(socket, reg, joined, since, identity).await;
+            drop(slot);
+        }))
 }
 
 /// Body of the send endpoints.

@@ -81,7 +81,7 @@ async fn serve(
         }
     }
 
-    let mut session = Session::new(keepalive, Instant::now().into_std());
+    let mut session = Session::new(keepalive, Instant::now().into_std()).with_frame_rate(hub.config().frame_rate);
     let mut ticker = interval_at(Instant::now() + keepalive, keepalive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -168,6 +168,7 @@ impl Writer<'_> {
 
 fn reason(code: u16) -> &'static str {
     match code {
+        close::POLICY_VIOLATION => "too many frames",
         close::GOING_AWAY => "server shutting down",
         close::TRY_AGAIN_LATER => "too slow: reconnect with since",
         _ => "closed",

@@ -22,6 +22,9 @@ pub enum SocketError {
     /// The app's settings do not allow this (e.g. a client relay).
     #[error("{0}")]
     Forbidden(String),
+    /// The connection sends frames faster than its rate.
+    #[error("too many frames: slow down")]
+    RateLimited,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -44,6 +47,7 @@ impl SocketError {
             },
             Self::NotFound(message) => ("not_found", message.clone()),
             Self::Forbidden(message) => ("forbidden", message.clone()),
+            Self::RateLimited => ("rate_limited", "too many requests".to_string()),
             Self::Store(StoreError::Unavailable(_) | StoreError::Dropped(_)) => {
                 ("unavailable", "the store is unavailable, retry later".to_string())
             }

@@ -54,6 +54,8 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The instance is shutting down: reconnect, to another one if need be.
     pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the rules (kept sending over its frame rate).
+    pub const POLICY_VIOLATION: u16 = 1008;
     /// The client did not keep up with its messages: reconnect with `since`.
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }

@@ -296,7 +296,108 @@ async fn relays_follow_the_app_setting(db: Db) {
     assert_eq!(frame_within(&mut later, WAIT).await.expect("error")["error"]["code"], "forbidden");
 }
 
+async fn one_address_flooding_registrations_does_not_lock_out_the_others(db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        c.registration_rate = 5;
+        c.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let keys = verified_app(&app).await;
+    let register = |from: &'static str, n: u32| {
+        let body = json!({"platform": "android", "token": format!("t-{}-{n}", from.replace('.', "-"))});
+        let (app, key) = (&app, keys.client_key.clone());
+        async move { app.call_with(Method::POST, "/v1/devices", Some(&key), &[("x-forwarded-for", from)], Some(body)).await }
+    };
+    let mut limited = None;
+    for n in 0..50 {
+        let (status, body) = register("198.51.100.1", n).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(body);
+            break;
+        }
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    assert_error(&limited.expect("the flooding address is limited"), "rate_limited", None);
+    let (status, body) = register("198.51.100.2", 0).await;
+    assert_eq!(status, StatusCode::CREATED, "another address of the app still registers: {body}");
+}
+
+async fn forwarded_for_is_ignored_from_untrusted_peers(db: Db) {
+    let app = TestApp::spawn_with(db, |c| c.registration_rate = 5).await;
+    let keys = verified_app(&app).await;
+    let mut statuses = Vec::new();
+    for n in 0..30 {
+        // A new made-up address each time: were the header believed, no bucket would empty.
+        let from = format!("203.0.113.{n}");
+        let body = json!({"platform": "android", "token": format!("t-{n}")});
+        let (status, _) = app
+            .call_with(Method::POST, "/v1/devices", Some(&keys.client_key), &[("x-forwarded-for", &from)], Some(body))
+            .await;
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+}
+
+async fn sends_are_limited_per_app_when_configured(db: Db) {
+    let app = TestApp::spawn_with(db, |c| c.send_rate = 2).await;
+    let keys = app.create_app().await;
+    let body = json!({"to": {"user_ids": ["nobody"]}, "notification": {"title": "hi"}});
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(app.post("/v1/notifications", &keys.server_key, body.clone()).await.0);
+    }
+    assert!(statuses.contains(&StatusCode::ACCEPTED), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    let other = app.create_app().await;
+    let (status, _) = app.post("/v1/notifications", &other.server_key, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "another app is not limited by the first");
+}
+
+async fn sockets_are_capped_per_address_and_flooding_frames_closes(db: Db) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = TestApp::spawn_with(db, |c| {
+        c.socket.max_per_address = 2;
+        c.socket.frame_rate = 5;
+    })
+    .await;
+    let keys = verified_app(&app).await;
+    let mut first = socket(&app, &keys, "").await.expect("first");
+    let _second = socket(&app, &keys, "").await.expect("second");
+    assert_eq!(socket(&app, &keys, "").await.err(), Some(429), "the third from this address");
+
+    frame_within(&mut first, WAIT).await.expect("welcome");
+    let mut codes = Vec::new();
+    let closed = loop {
+        if first.send(Message::text(r#"{"type":"ping"}"#)).await.is_err() {
+            break None;
+        }
+        match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut first)).await.expect("an answer") {
+            Some(Ok(Message::Text(t))) => {
+                let frame: Value = serde_json::from_str(t.as_str()).expect("JSON");
+                codes.push(frame["error"]["code"].as_str().unwrap_or("pong").to_string());
+            }
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(codes.len() < 100, "never closed: {codes:?}");
+    };
+    assert!(codes.contains(&"rate_limited".to_string()), "{codes:?}");
+    assert_eq!(closed, Some(1008));
+    drop(first);
+    // Its place is given back.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while socket(&app, &keys, "").await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the closed socket's place never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 crate::store_tests!(
+    one_address_flooding_registrations_does_not_lock_out_the_others,
+    forwarded_for_is_ignored_from_untrusted_peers,
+    sends_are_limited_per_app_when_configured,
+    sockets_are_capped_per_address_and_flooding_frames_closes,
     sockets_get_their_user_from_the_token_only,
     relays_follow_the_app_setting,
     new_apps_are_verified_and_show_their_settings,
