@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
 use super::rate_limit::Registrant;
-use crate::auth::Auth;
+use super::reader::Reader;
 use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::{names, time::Timestamp, DeviceToken, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -372,15 +372,15 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(ListQuery),
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ListQuery),
     description = "Newest first. Needs the app's server key.",
     responses((status = 200, body = inline(PageOf<DeviceView>)), (status = "4XX", body = ErrorBody)))]
 async fn list(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<DeviceView>>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     let limit = cursor::limit(q.limit)?;
     let after = cursor::decode(q.cursor.as_deref())?;
     let filter = DeviceFilter {
@@ -398,15 +398,15 @@ async fn find(st: &AppState, app_id: &str, id: &str) -> ApiResult<DeviceRow> {
     st.store.device_by_id(app_id, id).await?.ok_or_else(|| ApiError::not_found("device"))
 }
 
-#[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
+#[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "devices", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ("device_id" = String, Path)),
     description = "Needs the app's server key.",
     responses((status = 200, body = DeviceView), (status = "4XX", body = ErrorBody)))]
 async fn read(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<DeviceView>> {
-    let row = find(&st, who.server_app()?, &id).await?;
+    let row = find(&st, &app_id, &id).await?;
     Ok(axum::Json(DeviceView::new(row)?))
 }
 

@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
+use super::reader::Reader;
 use crate::auth::{bearer, Auth, Principal};
 use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::names;
@@ -191,14 +192,14 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/socket/clients", tag = "socket", params(ListQuery),
+#[utoipa::path(get, path = "/v1/socket/clients", tag = "socket", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ListQuery),
     responses((status = 200, body = inline(PageOf<ClientView>)), (status = "4XX", body = ErrorBody)))]
 async fn clients(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<ClientView>>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     let limit = cursor::limit(q.limit)?;
     let after = cursor::decode(q.cursor.as_deref())?;
     let rows = st.hub.clients(app_id, after.as_deref(), limit + 1).await?;

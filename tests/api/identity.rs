@@ -393,7 +393,158 @@ async fn sockets_are_capped_per_address_and_flooding_frames_closes(db: Db) {
     }
 }
 
+async fn admin_reads_any_app_with_app_id(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let keys = verified_app(&app).await;
+    let other = app.create_app().await;
+    let body = json!({"platform": "android", "token": "t-1", "groups": ["news"], "user_id": "u-1"});
+    let (_, device) = app.post("/v1/devices", &keys.server_key, body).await;
+    let device_id = device["id"].as_str().expect("id");
+    let (status, sent) = app
+        .post(
+            "/v1/notifications",
+            &keys.server_key,
+            json!({"to": {"user_ids": ["nobody"]}, "notification": {"title": "hi"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let notification_id = sent["id"].as_str().expect("id");
+    let mut ws =
+        socket(&app, &keys, &format!("client_id=tab&user_token={}", keys.user_token("u-1", 600))).await.expect("ws");
+    frame_within(&mut ws, WAIT).await.expect("welcome");
+
+    let q = format!("app_id={}", keys.id);
+    let reads = [
+        format!("/v1/devices?{q}"),
+        format!("/v1/devices/{device_id}?{q}"),
+        format!("/v1/groups?{q}"),
+        format!("/v1/groups/news/devices?{q}"),
+        format!("/v1/notifications/{notification_id}?{q}"),
+        format!("/v1/deliveries?{q}"),
+        format!("/v1/socket/clients?{q}"),
+    ];
+    for path in &reads {
+        let (status, body) = app.get(path, &app.admin_key).await;
+        assert_eq!(status, StatusCode::OK, "admin GET {path}: {body}");
+    }
+    let (_, devices) = app.get(&reads[0], &app.admin_key).await;
+    assert_eq!(devices["items"][0]["id"], device_id);
+    let (_, groups) = app.get(&reads[2], &app.admin_key).await;
+    assert_eq!(groups["items"][0]["name"], "news");
+    let (_, clients) = app.get(&reads[6], &app.admin_key).await;
+    assert_eq!(clients["items"][0]["client_id"], "u-1:tab");
+    // Without app_id the admin key names no app; a server key reads its own app only.
+    let (status, _) = app.get("/v1/devices", &app.admin_key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get(&reads[0], &other.server_key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app.get("/v1/devices?app_id=no-such-app", &app.admin_key).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A `MakeWriter` that keeps every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the flows that handle secrets with every log line captured (at
+/// TRACE, on this test's one thread), then looks for the secrets in the log
+/// and in every read.
+async fn secrets_never_show_in_reads_or_logs(db: Db) {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (app, _mock, keys) = crate::pipeline::start(db, |_| {}).await;
+    let (_, created) = app.post("/v1/apps", &app.admin_key, crate::pipeline::Mock::start().await.app_body()).await;
+    let (_, rotated) = app.post(&format!("/v1/apps/{}/identity-secret", keys.id), &keys.server_key, json!({})).await;
+    let body =
+        json!({"platform": "android", "token": "t-1", "user_id": "alice", "user_token": keys.user_token("alice", 600)});
+    let (_, device) = app.post("/v1/devices", &keys.client_key, body).await;
+    let device_secret = device["device_secret"].as_str().expect("device_secret").to_string();
+    let path = format!("/v1/devices/{}", device["id"].as_str().expect("id"));
+    app.as_device(Method::PATCH, &path, &keys.client_key, &device_secret, Some(json!({"locale": "es"}))).await;
+    app.as_device(Method::PATCH, &path, &keys.client_key, "pgds_wrong", Some(json!({"locale": "es"}))).await;
+    let (status, sent) = app
+        .post(
+            "/v1/notifications?wait=true",
+            &keys.server_key,
+            json!({"to": {"user_ids": ["alice"]}, "notification": {"title": "hi"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+
+    let pem_line = |pem: &Value| {
+        pem.as_str()
+            .expect("PEM")
+            .lines()
+            .find(|l| l.len() > 40 && !l.starts_with("-----"))
+            .expect("key line")
+            .to_string()
+    };
+    let app_row = app.get(&format!("/v1/apps/{}", keys.id), &app.admin_key).await.1;
+    let mut secrets = vec![
+        ("identity secret", keys.identity_secret.clone()),
+        ("rotated identity secret", rotated["identity_secret"].as_str().expect("rotated").to_string()),
+        ("device secret", device_secret),
+        ("client key", keys.client_key.clone()),
+        ("server key", keys.server_key.clone()),
+        ("second app's identity secret", created["identity_secret"].as_str().expect("secret").to_string()),
+    ];
+    let second = crate::pipeline::Mock::start().await;
+    let body = second.app_body();
+    let (_, third) = app.post("/v1/apps", &app.admin_key, body.clone()).await;
+    secrets.push(("APNs private key", pem_line(&body["apns"]["private_key"])));
+    secrets.push(("FCM private key", pem_line(&body["fcm"]["service_account"]["private_key"])));
+
+    let mut reads = vec![app_row, app.get("/v1/apps", &app.admin_key).await.1];
+    reads.push(app.get(&format!("/v1/apps/{}", third["id"].as_str().expect("id")), &app.admin_key).await.1);
+    reads.push(app.get(&format!("/v1/apps/{}/keys", keys.id), &app.admin_key).await.1);
+    reads.push(app.get("/v1/devices", &keys.server_key).await.1);
+    reads.push(app.get(&path, &keys.server_key).await.1);
+    drop(_guard);
+    let log = String::from_utf8_lossy(&log.0.lock().expect("log buffer")).to_string();
+    assert!(log.len() > 1000, "the log was captured: {} bytes", log.len());
+    for (what, secret) in &secrets {
+        assert!(!log.contains(secret.as_str()), "the {what} is in the log");
+        for read in &reads {
+            assert!(!read.to_string().contains(secret.as_str()), "the {what} is in a read: {read}");
+        }
+    }
+}
+
+mod logs {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sqlite() {
+        secrets_never_show_in_reads_or_logs(Db::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn postgres() {
+        if crate::helpers::postgres_available().await {
+            secrets_never_show_in_reads_or_logs(Db::Postgres).await
+        }
+    }
+}
+
 crate::store_tests!(
+    admin_reads_any_app_with_app_id,
     one_address_flooding_registrations_does_not_lock_out_the_others,
     forwarded_for_is_ignored_from_untrusted_peers,
     sends_are_limited_per_app_when_configured,
