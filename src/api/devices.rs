@@ -291,7 +291,9 @@ impl UpdateDevice {
 
 #[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = RegisterDevice,
     description = "Registers a device, or refreshes the one with the same `installation_id` (when given) or the same \
-        (platform, token). A refreshed device is active again. Client keys are rate-limited per key.",
+        (platform, token). A refreshed device is active again. Client keys are rate-limited per client address; \
+        with a client key, a `user_id` needs a `user_token` (verified apps), the answer carries a `device_secret` \
+        for a device it created, and taking over a registered `installation_id` needs its `X-Device-Secret` (409).",
     responses((status = 201, description = "a new device", body = DeviceView),
         (status = 200, description = "an existing device, refreshed", body = DeviceView),
         (status = "4XX", body = ErrorBody)))]
@@ -412,7 +414,8 @@ async fn read(
 
 #[utoipa::path(patch, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
     request_body = UpdateDevice,
-    description = "A `token` held by another device of the app is a `conflict`.",
+    description = "A `token` held by another device of the app is a `conflict`. A client key needs the device's \
+        `X-Device-Secret` (404 otherwise), and a `user_token` to set `user_id` in a verified app.",
     responses((status = 200, body = DeviceView), (status = "4XX", body = ErrorBody)))]
 async fn update(
     State(st): State<AppState>,
@@ -436,7 +439,8 @@ async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
-    description = "Unregisters the device (e.g. at logout) and removes it from its groups.",
+    description = "Unregisters the device (e.g. at logout) and removes it from its groups. A client key needs the \
+        device's `X-Device-Secret` (404 otherwise).",
     responses((status = 204, description = "unregistered"), (status = "4XX", body = ErrorBody)))]
 async fn unregister(
     State(st): State<AppState>,
