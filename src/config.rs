@@ -107,6 +107,15 @@ pub struct Config {
     pub api_concurrency: usize,
     /// How long a request waits for a database connection before `503 unavailable` (milliseconds).
     pub db_acquire_timeout_ms: u64,
+    /// Client-key calls (registration, PATCH, DELETE) of all clients of one
+    /// app per second, whatever their addresses (0: no limit).
+    pub client_app_rate: u32,
+    /// Sends (`POST` of notifications) per app per second (0: no limit).
+    pub send_rate: u32,
+    /// CIDRs of proxies whose `X-Forwarded-For` is believed (comma-separated in the environment).
+    pub trusted_proxies: Vec<String>,
+    /// How long an identity secret keeps verifying user tokens after it was rotated.
+    pub identity_grace_seconds: i64,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
     pub socket: crate::socket::SocketConfig,
 }
@@ -144,6 +153,10 @@ impl Default for Config {
             idle_timeout_ms: 60_000,
             api_concurrency: 512,
             db_acquire_timeout_ms: 3_000,
+            identity_grace_seconds: 86_400,
+            client_app_rate: 2000,
+            send_rate: 0,
+            trusted_proxies: Vec::new(),
             socket: crate::socket::SocketConfig::default(),
         }
     }
@@ -257,6 +270,10 @@ fn parse_like(current: &Value, text: &str) -> Result<Value, String> {
             // A negative number: the field's type decides whether it fits.
             Err(e) => text.parse::<i64>().map(Value::from).map_err(|_| e.to_string()),
         },
+        // A list: comma-separated (`PUSHGATE_TRUSTED_PROXIES=10.0.0.0/8,192.168.0.0/16`).
+        Value::Array(_) => Ok(Value::Array(
+            text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+        )),
         _ => Ok(Value::String(text.to_owned())),
     }
 }

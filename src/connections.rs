@@ -114,8 +114,10 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let activity = Arc::new(Activity::new());
+    // The peer's address, for per-address limits (`ConnectInfo`, as axum's own server gives it).
+    let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
-    let service = TowerToHyperService::new(Counted { inner: router, activity: activity.clone() });
+    let service = TowerToHyperService::new(Counted { inner: router, activity: activity.clone(), peer });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let mut shutting_down = false;
@@ -260,6 +262,7 @@ impl AsyncWrite for Tracked {
 struct Counted {
     inner: Router,
     activity: Arc<Activity>,
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl<B> tower::Service<axum::http::Request<B>> for Counted
@@ -275,8 +278,11 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
         self.activity.request_started();
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        }
         let activity = self.activity.clone();
         let fut = tower::Service::call(&mut self.inner, req);
         Box::pin(async move {

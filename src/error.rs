@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::delivery::DeliveryError;
 use crate::domain::{FieldError, FieldErrorKind};
+use crate::identity::IdentityError;
 use crate::socket::SocketError;
 use crate::store::StoreError;
 
@@ -25,6 +26,9 @@ pub enum ApiError {
     /// No key, or an unknown or revoked one.
     #[error("missing or unknown API key")]
     Unauthorized,
+    /// A client key named a user without a valid user token for it.
+    #[error(transparent)]
+    UserToken(#[from] IdentityError),
     /// The key is valid but its kind may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -85,7 +89,7 @@ impl ApiError {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
             Self::InvalidToken { .. } => (StatusCode::BAD_REQUEST, "invalid_token"),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Unauthorized | Self::UserToken(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -140,6 +144,8 @@ impl From<SocketError> for ApiError {
             SocketError::InvalidJson(message) => Self::InvalidJson(message),
             SocketError::Field(e) => e.into(),
             SocketError::NotFound(message) => Self::NotFound(message),
+            SocketError::Forbidden(message) => Self::Forbidden(message),
+            SocketError::RateLimited => Self::RateLimited { retry_after_secs: 1 },
             SocketError::Store(e) => e.into(),
         }
     }
@@ -198,6 +204,8 @@ mod tests {
                 SocketError::field("to", "to must be an object"),
                 SocketError::Field(FieldError::token("token", "APNs device tokens are hex")),
                 SocketError::NotFound("no such connected client".into()),
+                SocketError::Forbidden("relays are off".into()),
+                SocketError::RateLimited,
                 SocketError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
                 SocketError::Store(StoreError::NotFound("device")),
                 SocketError::Store(StoreError::Conflict("taken".into())),

@@ -6,11 +6,13 @@
 pub mod api;
 pub mod auth;
 pub mod batcher;
+pub mod client_addr;
 pub mod config;
 pub mod connections;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 pub mod rate_limit;
 pub mod registrar;

@@ -1,8 +1,9 @@
-//! Rate limiting by key: an in-memory token bucket per key, per instance.
-//! Device registration by client keys uses it (client keys are publishable,
-//! so a leaked one must not flood the registry): `config.registration_rate`
-//! per second, bursts up to one second's worth, 0 turns it off. Plain state,
-//! no HTTP: the extractor that applies it is `api::rate_limit`.
+//! Rate limiting by key: an in-memory token bucket per key, per instance,
+//! and a counter of open things per key. Client-key calls use them (client
+//! keys are public, so the limits are per client address, with a per-app
+//! ceiling behind), as do sends per app and sockets per address. Bursts go
+//! up to one second's worth; a rate of 0 turns a limit off. Plain state, no
+//! HTTP: the extractors that apply them are in `api`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +49,47 @@ impl RateLimiter {
     }
 }
 
+/// Counts open things (sockets) per key up to a cap; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Counter {
+    max: usize,
+    counts: Arc<DashMap<String, usize>>,
+}
+
+/// One counted thing; dropping it gives its place back.
+#[derive(Debug)]
+pub struct Counted {
+    key: String,
+    counts: Arc<DashMap<String, usize>>,
+}
+
+impl Counter {
+    /// A counter allowing `max` per key (0: no limit).
+    pub fn new(max: usize) -> Self {
+        Self { max, counts: Arc::new(DashMap::new()) }
+    }
+
+    /// Takes a place for `key`, or None when it has `max` already.
+    pub fn acquire(&self, key: &str) -> Option<Counted> {
+        let mut n = self.counts.entry(key.to_string()).or_insert(0);
+        if self.max > 0 && *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Counted { key: key.to_string(), counts: self.counts.clone() })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // Entries at zero go, so the map holds only addresses with open sockets.
+        self.counts.remove_if_mut(&self.key, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -64,6 +106,17 @@ mod tests {
         assert_eq!(limiter.check("other", t0), Ok(()), "buckets are per key");
         assert_eq!(limiter.check("k", t0 + Duration::from_millis(500)), Ok(()));
         assert_eq!(limiter.check("k", t0 + Duration::from_millis(500)), Err(1));
+    }
+
+    #[test]
+    fn counters_cap_and_give_back() {
+        let counter = Counter::new(2);
+        let a = counter.acquire("ip").expect("first");
+        let _b = counter.acquire("ip").expect("second");
+        assert!(counter.acquire("ip").is_none());
+        assert!(counter.acquire("other").is_some());
+        drop(a);
+        assert!(counter.acquire("ip").is_some());
     }
 
     #[test]

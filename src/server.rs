@@ -33,6 +33,9 @@ pub enum StartError {
     /// The extra root certificates (`ca_file`) could not be read.
     #[error("cannot read the CA file: {0}")]
     CaFile(#[source] std::io::Error),
+    /// `trusted_proxies` holds something that is not a CIDR.
+    #[error(transparent)]
+    TrustedProxies(#[from] crate::client_addr::CidrError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
@@ -66,6 +69,7 @@ impl Gateway {
         let addr = listener.local_addr().map_err(StartError::Serve)?;
         let cursors = Arc::new(cursor_key(&store).await?);
         let hub = crate::socket::Hub::new(store.clone(), config.socket.clone()).await?;
+        let trusted_proxies = crate::client_addr::parse_list(&config.trusted_proxies)?;
         let config = Arc::new(config);
         let delivery = crate::delivery::Delivery::new(store.clone(), config.clone()).map_err(StartError::CaFile)?;
         let state = AppState {
@@ -73,8 +77,13 @@ impl Gateway {
             delivery,
             auth: Authenticator::new(store.clone(), admin_hash),
             registrar: Registrar::new(store.clone(), config.registration_batch),
+            identities: crate::identity::Identities::new(store.clone()),
             store,
             registration_limit: RateLimiter::new(config.registration_rate),
+            client_app_limit: RateLimiter::new(config.client_app_rate),
+            send_limit: RateLimiter::new(config.send_rate),
+            trusted_proxies: Arc::new(trusted_proxies),
+            sockets_per_address: crate::rate_limit::Counter::new(config.socket.max_per_address),
             config,
             metrics: crate::metrics::install(),
             cursors,

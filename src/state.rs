@@ -22,6 +22,16 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Device registrations per client key.
     pub registration_limit: RateLimiter,
+    /// Client-key calls per app, whatever the address: the ceiling behind the per-address limit.
+    pub client_app_limit: RateLimiter,
+    /// Sends per app.
+    pub send_limit: RateLimiter,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<crate::client_addr::Cidr>>,
+    /// Open sockets per client address on this instance.
+    pub sockets_per_address: crate::rate_limit::Counter,
+    /// Apps' identity settings (user tokens, socket relay), cached.
+    pub identities: crate::identity::Identities,
     /// Device registrations, committed in batches.
     pub registrar: crate::registrar::Registrar,
     /// WebSocket connections of this instance, and sends to them.

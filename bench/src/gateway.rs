@@ -173,6 +173,8 @@ pub async fn start(spec: &GatewaySpec<'_>, api: &Api, log_name: &str) -> BenchRe
         .env("PUSHGATE_CA_FILE", spec.ca_file)
         // Registration is rate-limited per client key by default; the bench measures the ceiling.
         .env("PUSHGATE_REGISTRATION_RATE", "0")
+        .env("PUSHGATE_CLIENT_APP_RATE", "0")
+        .env("PUSHGATE_SOCKET_MAX_PER_ADDRESS", "0")
         // Measure the gateway, not its request logging.
         .env("RUST_LOG", "warn");
     let mut proc = Proc::spawn("gateway", cmd, &spec.dir.join(log_name))?;

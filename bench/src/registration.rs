@@ -8,6 +8,7 @@ use std::time::Instant;
 use rand::Rng;
 use serde_json::{json, Value};
 
+use crate::client::Api;
 use crate::env::Env;
 use crate::gateway::Meter;
 use crate::report::{self, Line};
@@ -17,12 +18,16 @@ const BENCH: &str = "registration";
 /// Concurrent clients.
 const CLIENTS: u64 = 64;
 
-fn device(salt: u32, i: u64) -> Value {
+/// Registration `i`, with a user token as a signed-in client sends (the
+/// app is `verified`, so the gateway checks it).
+fn device(api: &Api, salt: u32, i: u64) -> Value {
+    let user = format!("u-{i}");
+    let user_token = api.user_token(&user);
     // The 'c' prefix keeps tokens clear of the stand-ins' scripted prefixes (dead…, 0bad…).
     if i % 2 == 0 {
-        json!({"platform": "ios", "token": format!("c{salt:08x}{i:055x}"), "user_id": format!("u-{i}")})
+        json!({"platform": "ios", "token": format!("c{salt:08x}{i:055x}"), "user_id": user, "user_token": user_token})
     } else {
-        json!({"platform": "android", "token": format!("reg-{salt:08x}-{i}"), "user_id": format!("u-{i}")})
+        json!({"platform": "android", "token": format!("reg-{salt:08x}-{i}"), "user_id": user, "user_token": user_token})
     }
 }
 
@@ -30,7 +35,7 @@ fn device(salt: u32, i: u64) -> Value {
 pub async fn run(env: &mut Env, count: u64) -> BenchResult<()> {
     let salt: u32 = rand::thread_rng().gen();
     let api = &env.api;
-    let probe = api.post("/v1/devices", &api.client_key, &device(salt, 0)).await?;
+    let probe = api.post("/v1/devices", &api.client_key, &device(api, salt, 0)).await?;
     if probe.route_missing() {
         report::skipped(BENCH, Some(env.kind), format!("POST /v1/devices: {}", probe.describe()));
         return Ok(());
@@ -55,7 +60,7 @@ pub async fn run(env: &mut Env, count: u64) -> BenchResult<()> {
                 if i >= count {
                     break;
                 }
-                let failure = match api.post("/v1/devices", &api.client_key, &device(salt, i)).await {
+                let failure = match api.post("/v1/devices", &api.client_key, &device(&api, salt, i)).await {
                     Ok(reply) if reply.ok() => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         continue;

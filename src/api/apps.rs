@@ -14,8 +14,9 @@ use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::time::Timestamp;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
+use crate::identity::{self, ClientRelay, IdentityMode};
 use crate::state::AppState;
-use crate::store::{AppRow, KeyKind, KeyRow, NewApp};
+use crate::store::{AppPatch, AppRow, KeyKind, KeyRow, NewApp};
 
 /// Routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,6 +25,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read, update))
         .routes(routes!(create_key, list_keys))
         .routes(routes!(revoke_key))
+        .routes(routes!(rotate_identity_secret))
+}
+
+/// An app's socket settings.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SocketSettings {
+    /// Whom a client's `{"type": "send"}` frame may reach (default `same_user`).
+    client_relay: ClientRelay,
 }
 
 /// `POST /v1/apps` body.
@@ -39,6 +49,11 @@ struct CreateApp {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     fcm: Option<Value>,
+    /// `verified` (default): a `user_id` given with the client key needs a user token.
+    #[serde(default)]
+    identity: Option<IdentityMode>,
+    #[serde(default)]
+    socket: Option<SocketSettings>,
 }
 
 /// `PATCH /v1/apps/{app_id}` body: what is given is replaced.
@@ -53,6 +68,11 @@ struct UpdateApp {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     fcm: Option<Value>,
+    /// `verified` or `open`.
+    #[serde(default)]
+    identity: Option<IdentityMode>,
+    #[serde(default)]
+    socket: Option<SocketSettings>,
 }
 
 /// Which providers an app can reach; credentials are never echoed.
@@ -68,24 +88,33 @@ struct AppView {
     id: String,
     name: String,
     providers: Providers,
+    /// Whether client keys must prove user ids with user tokens.
+    identity: IdentityMode,
+    socket: SocketSettings,
     created_at: Timestamp,
     updated_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_key: Option<String>,
+    /// The key user tokens are signed with: shown only when the app is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_secret: Option<String>,
 }
 
 impl From<AppRow> for AppView {
     fn from(row: AppRow) -> Self {
         Self {
             providers: Providers { apns: row.apns.is_some(), fcm: row.fcm.is_some() },
+            identity: IdentityMode::parse(&row.identity),
+            socket: SocketSettings { client_relay: ClientRelay::parse(&row.client_relay) },
             id: row.id,
             name: row.name,
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
             server_key: None,
             client_key: None,
+            identity_secret: None,
         }
     }
 }
@@ -110,13 +139,18 @@ async fn create(
         name: valid_name(&body.name)?,
         apns: body.apns.map(|v| credentials::apns(v, &st.config)).transpose()?,
         fcm: body.fcm.map(|v| credentials::fcm(v, &st.config)).transpose()?,
+        identity: body.identity.unwrap_or(IdentityMode::Verified).as_str().to_string(),
+        client_relay: body.socket.map_or(ClientRelay::SameUser, |s| s.client_relay).as_str().to_string(),
+        identity_secret: identity::generate_secret(),
     };
     let row = st.store.create_app(app).await?;
+    let identity_secret = row.identity_secret.clone();
     let (_, server_key) = st.store.create_key(&row.id, KeyKind::Server).await?;
     let (_, client_key) = st.store.create_key(&row.id, KeyKind::Client).await?;
     let mut view = AppView::from(row);
     view.server_key = Some(server_key);
     view.client_key = Some(client_key);
+    view.identity_secret = identity_secret;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -166,11 +200,15 @@ async fn update(
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let apns = body.apns.map(|v| credentials::apns(v, &st.config)).transpose()?;
     let fcm = body.fcm.map(|v| credentials::fcm(v, &st.config)).transpose()?;
-    let row = st
-        .store
-        .update_app(&app_id, name.as_deref(), apns.as_deref(), fcm.as_deref())
-        .await?
-        .ok_or_else(|| ApiError::not_found("app"))?;
+    let patch = AppPatch {
+        name: name.as_deref(),
+        apns: apns.as_deref(),
+        fcm: fcm.as_deref(),
+        identity: body.identity.map(IdentityMode::as_str),
+        client_relay: body.socket.map(|s| s.client_relay.as_str()),
+    };
+    let row = st.store.update_app(&app_id, &patch).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    st.identities.refresh(&row);
     Ok(axum::Json(row.into()))
 }
 
@@ -237,4 +275,33 @@ async fn revoke_key(
     let hash = st.store.revoke_key(&app_id, &key_id).await?.ok_or_else(|| ApiError::not_found("key"))?;
     st.auth.forget(&hash);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Answer of an identity secret rotation.
+#[derive(Serialize, ToSchema)]
+struct RotatedSecret {
+    /// The new key user tokens are signed with (shown only here).
+    identity_secret: String,
+    /// Until when tokens signed with the previous secret still verify.
+    previous_valid_until: Timestamp,
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/identity-secret", tag = "apps", params(("app_id" = String, Path)),
+    description = "Rotates the app's identity secret (admin key, or the app's server key). Tokens signed with \
+        the previous secret keep verifying for `PUSHGATE_IDENTITY_GRACE_SECONDS` (24 h by default).",
+    responses((status = 200, body = RotatedSecret), (status = "4XX", body = ErrorBody)))]
+async fn rotate_identity_secret(
+    State(st): State<AppState>,
+    Auth(who): Auth,
+    Path(app_id): Path<String>,
+) -> ApiResult<axum::Json<RotatedSecret>> {
+    if who.admin().is_err() && who.server_app()? != app_id {
+        return Err(ApiError::not_found("app"));
+    }
+    let until = crate::domain::time::now_ms().saturating_add(st.config.identity_grace_seconds.saturating_mul(1000));
+    let secret = identity::generate_secret();
+    let row =
+        st.store.rotate_identity_secret(&app_id, &secret, until).await?.ok_or_else(|| ApiError::not_found("app"))?;
+    st.identities.refresh(&row);
+    Ok(axum::Json(RotatedSecret { identity_secret: secret, previous_valid_until: Timestamp(until) }))
 }

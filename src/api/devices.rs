@@ -2,7 +2,7 @@
 //! unregister their own device; servers also list and read devices.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -10,13 +10,16 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
 use super::rate_limit::Registrant;
-use crate::auth::Auth;
+use super::reader::Reader;
 use crate::domain::cursor::{self, ListCursors, Page, PageOf};
 use crate::domain::{names, time::Timestamp, DeviceToken, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::identity;
 use crate::state::AppState;
 use crate::store::{DeviceFilter, DevicePatch, DeviceRow, NewDevice, RegisteredDevice};
 
+/// The header by which a client key proves a device is its own.
+const DEVICE_SECRET: HeaderName = HeaderName::from_static("x-device-secret");
 /// Largest serialized `metadata` object, in bytes.
 const MAX_METADATA_BYTES: usize = 4096;
 /// Most groups one device may be in.
@@ -72,6 +75,9 @@ struct RegisterDevice {
     /// A JSON object of at most 4096 bytes.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
+    /// With a client key of a `verified` app: the app server's signed proof of
+    /// `user_id` (HS256 JWT whose `sub` is the user); alone, it sets `user_id`.
+    user_token: Option<String>,
 }
 
 /// `PATCH /v1/devices/{device_id}` body: what is given is replaced; `null`
@@ -98,6 +104,8 @@ struct UpdateDevice {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Option<Map<String, Value>>>,
+    /// With a client key of a `verified` app, needed to set `user_id`.
+    user_token: Option<String>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
@@ -129,6 +137,10 @@ pub(crate) struct DeviceView {
     updated_at: Timestamp,
     /// Last registration or token refresh.
     last_seen_at: Timestamp,
+    /// Proves this device to the client key on PATCH and DELETE
+    /// (`X-Device-Secret`); shown only to the client key that registered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_secret: Option<String>,
 }
 
 impl DeviceView {
@@ -153,7 +165,25 @@ impl DeviceView {
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
             last_seen_at: Timestamp(row.last_seen_at),
+            device_secret: None,
         })
+    }
+
+    /// The answer to a client that re-registered a device it has not proved
+    /// its own: the stored device with only what the caller sent, so a known
+    /// token does not reveal its owner's user id, groups or metadata.
+    fn echo(row: DeviceRow, sent: &NewDevice) -> ApiResult<Self> {
+        let mut view = Self::new(row)?;
+        view.installation_id.clone_from(&sent.installation_id);
+        view.user_id.clone_from(&sent.user_id);
+        view.groups = sent.groups.clone().unwrap_or_default();
+        view.locale.clone_from(&sent.locale);
+        view.timezone.clone_from(&sent.timezone);
+        view.app_version.clone_from(&sent.app_version);
+        view.environment.clone_from(&sent.environment);
+        view.metadata =
+            sent.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(view)
     }
 
     /// The views of a page of stored devices.
@@ -240,6 +270,7 @@ impl RegisterDevice {
             app_version: text("app_version", self.app_version, MAX_SHORT_TEXT)?,
             environment: environment.map(|e| e.as_str().to_string()),
             metadata: metadata(self.metadata)?,
+            secret_hash: None,
         })
     }
 }
@@ -264,19 +295,74 @@ impl UpdateDevice {
 
 #[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = RegisterDevice,
     description = "Registers a device, or refreshes the one with the same `installation_id` (when given) or the same \
-        (platform, token). A refreshed device is active again. Client keys are rate-limited per key.",
+        (platform, token). A refreshed device is active again. Client keys are rate-limited per client address; \
+        with a client key, a `user_id` needs a `user_token` (verified apps), the answer carries a `device_secret` \
+        for a device it created, and taking over a registered `installation_id` needs its `X-Device-Secret` (409).",
     responses((status = 201, description = "a new device", body = DeviceView),
         (status = 200, description = "an existing device, refreshed", body = DeviceView),
         (status = "4XX", body = ErrorBody)))]
 async fn register(
     State(st): State<AppState>,
-    Registrant(app_id): Registrant,
-    Json(body): Json<RegisterDevice>,
+    Registrant { app_id, client }: Registrant,
+    headers: HeaderMap,
+    Json(mut body): Json<RegisterDevice>,
 ) -> ApiResult<(StatusCode, axum::Json<DeviceView>)> {
-    let device = body.validate()?;
+    let user_token = body.user_token.take();
+    let mut device = body.validate()?;
+    if !client {
+        let RegisteredDevice { device: row, created } = st.registrar.register(app_id, device).await?;
+        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        return Ok((status, axum::Json(DeviceView::new(row)?)));
+    }
+    let policy = st.identities.policy(&app_id).await?.ok_or(ApiError::Unauthorized)?;
+    device.user_id = policy.client_user(device.user_id.as_deref(), user_token.as_deref())?;
+    let presented = presented_secret(&headers);
+    // Taking over an installation's device would redirect its pushes: only
+    // the client holding that device's secret may.
+    if let Some(installation_id) = &device.installation_id {
+        if let Some(Some(stored)) = st.store.installation_secret(&app_id, installation_id).await? {
+            if !presented.as_deref().is_some_and(|p| identity::constant_time_eq(p, &stored)) {
+                return Err(ApiError::Conflict(
+                    "this installation_id is registered: send its device's X-Device-Secret".into(),
+                ));
+            }
+        }
+    }
+    let (secret, hash) = identity::device_secret();
+    device.secret_hash = Some(hash.clone());
+    let sent = device.clone();
     let RegisteredDevice { device: row, created } = st.registrar.register(app_id, device).await?;
+    let stored = row.secret_hash.clone().unwrap_or_default();
+    // Ours when it was created now, or had no secret yet (registered before
+    // secrets existed, or by a server key): then this client holds it.
+    let ours = identity::constant_time_eq(&stored, &hash);
+    let owner = created || presented.as_deref().is_some_and(|p| identity::constant_time_eq(p, &stored));
+    let mut view = if owner { DeviceView::new(row)? } else { DeviceView::echo(row, &sent)? };
+    if ours {
+        view.device_secret = Some(secret);
+    }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, axum::Json(DeviceView::new(row)?)))
+    Ok((status, axum::Json(view)))
+}
+
+/// The hash of the `X-Device-Secret` the caller sent, if any.
+fn presented_secret(headers: &HeaderMap) -> Option<String> {
+    headers.get(DEVICE_SECRET).and_then(|v| v.to_str().ok()).map(identity::hash_secret)
+}
+
+/// Reads a device for a client key, which must prove it with the device's
+/// secret; without it the device is `not_found`, so ids cannot be probed.
+async fn find_own(st: &AppState, app_id: &str, id: &str, headers: &HeaderMap) -> ApiResult<DeviceRow> {
+    let row = find(st, app_id, id).await?;
+    let proved = match (presented_secret(headers), &row.secret_hash) {
+        (Some(p), Some(stored)) => identity::constant_time_eq(&p, stored),
+        _ => false,
+    };
+    if proved {
+        Ok(row)
+    } else {
+        Err(ApiError::not_found("device"))
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -292,15 +378,15 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(ListQuery),
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ListQuery),
     description = "Newest first. Needs the app's server key.",
     responses((status = 200, body = inline(PageOf<DeviceView>)), (status = "4XX", body = ErrorBody)))]
 async fn list(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<DeviceView>>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     let limit = cursor::limit(q.limit)?;
     let cursors = st.cursors.list("devices");
     let after = cursors.decode(q.cursor.as_deref())?;
@@ -319,42 +405,57 @@ async fn find(st: &AppState, app_id: &str, id: &str) -> ApiResult<DeviceRow> {
     st.store.device_by_id(app_id, id).await?.ok_or_else(|| ApiError::not_found("device"))
 }
 
-#[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
+#[utoipa::path(get, path = "/v1/devices/{device_id}", tag = "devices", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ("device_id" = String, Path)),
     description = "Needs the app's server key.",
     responses((status = 200, body = DeviceView), (status = "4XX", body = ErrorBody)))]
 async fn read(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<DeviceView>> {
-    let row = find(&st, who.server_app()?, &id).await?;
+    let row = find(&st, &app_id, &id).await?;
     Ok(axum::Json(DeviceView::new(row)?))
 }
 
 #[utoipa::path(patch, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
     request_body = UpdateDevice,
-    description = "A `token` held by another device of the app is a `conflict`.",
+    description = "A `token` held by another device of the app is a `conflict`. A client key needs the device's \
+        `X-Device-Secret` (404 otherwise), and a `user_token` to set `user_id` in a verified app.",
     responses((status = 200, body = DeviceView), (status = "4XX", body = ErrorBody)))]
 async fn update(
     State(st): State<AppState>,
-    Registrant(app_id): Registrant,
+    Registrant { app_id, client }: Registrant,
+    headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<UpdateDevice>,
+    Json(mut body): Json<UpdateDevice>,
 ) -> ApiResult<axum::Json<DeviceView>> {
-    let current = find(&st, &app_id, &id).await?;
-    let patch = body.validate(current.parsed_platform()?)?;
+    let user_token = body.user_token.take();
+    let current = if client { find_own(&st, &app_id, &id, &headers).await? } else { find(&st, &app_id, &id).await? };
+    let mut patch = body.validate(current.parsed_platform()?)?;
+    if client {
+        if let Some(Some(user_id)) = &patch.user_id {
+            let policy = st.identities.policy(&app_id).await?.ok_or(ApiError::Unauthorized)?;
+            let proved = policy.client_user(Some(user_id), user_token.as_deref())?;
+            patch.user_id = Some(proved);
+        }
+    }
     let row = st.store.update_device(&app_id, &id, &patch).await?.ok_or_else(|| ApiError::not_found("device"))?;
     Ok(axum::Json(DeviceView::new(row)?))
 }
 
 #[utoipa::path(delete, path = "/v1/devices/{device_id}", tag = "devices", params(("device_id" = String, Path)),
-    description = "Unregisters the device (e.g. at logout) and removes it from its groups.",
+    description = "Unregisters the device (e.g. at logout) and removes it from its groups. A client key needs the \
+        device's `X-Device-Secret` (404 otherwise).",
     responses((status = 204, description = "unregistered"), (status = "4XX", body = ErrorBody)))]
 async fn unregister(
     State(st): State<AppState>,
-    Registrant(app_id): Registrant,
+    Registrant { app_id, client }: Registrant,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if client {
+        find_own(&st, &app_id, &id, &headers).await?;
+    }
     if st.store.delete_device(&app_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

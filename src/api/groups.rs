@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::devices::DeviceView;
 use super::json::Query;
+use super::reader::Reader;
 use crate::auth::Auth;
 use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::names;
@@ -45,14 +46,14 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/groups", tag = "groups", params(ListQuery), description = "Groups by name.",
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ListQuery), description = "Groups by name.",
     responses((status = 200, body = inline(PageOf<GroupView>)), (status = "4XX", body = ErrorBody)))]
 async fn list(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<GroupView>>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     let limit = cursor::limit(q.limit)?;
     let cursors = st.cursors.list("groups");
     let after = cursors.decode(q.cursor.as_deref())?;
@@ -60,16 +61,16 @@ async fn list(
     Ok(axum::Json(Page::from_rows(rows, limit, cursors, |r| r.name.clone()).map(GroupView::from)))
 }
 
-#[utoipa::path(get, path = "/v1/groups/{name}/devices", tag = "groups", params(("name" = String, Path), ListQuery),
+#[utoipa::path(get, path = "/v1/groups/{name}/devices", tag = "groups", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ("name" = String, Path), ListQuery),
     description = "Member devices, newest first; a group without members lists none.",
     responses((status = 200, body = inline(PageOf<DeviceView>)), (status = "4XX", body = ErrorBody)))]
 async fn members(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<DeviceView>>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     names::group("name", &name)?;
     let limit = cursor::limit(q.limit)?;
     let cursors = st.cursors.list("group_devices");

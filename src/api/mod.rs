@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod rate_limit;
+pub mod reader;
 pub mod socket;
 
 use axum::extract::DefaultBodyLimit;

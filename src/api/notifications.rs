@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
+use super::reader::Reader;
 use crate::auth::Auth;
 use crate::delivery::{Idempotency, NewSend, Submitted};
 use crate::domain::{names, time, time::Timestamp, Target};
@@ -201,6 +202,9 @@ async fn accept(
     hash: Option<String>,
     wait: WaitQuery,
 ) -> ApiResult<Response> {
+    st.send_limit
+        .check(app_id, std::time::Instant::now())
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     let options = options.unwrap_or_default();
     let send_at = match &options.send_at {
         Some(s) => Some(
@@ -296,14 +300,14 @@ fn request_hash(route: &str, body: &Value) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-#[utoipa::path(get, path = "/v1/notifications/{id}", tag = "sending", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/notifications/{id}", tag = "sending", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ("id" = String, Path)),
     responses((status = 200, body = NotificationView), (status = "4XX", body = ErrorBody)))]
 async fn read(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<NotificationView>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     let row = st.store.notification(app_id, &id).await?.ok_or_else(|| ApiError::not_found("notification"))?;
     Ok(axum::Json(view(row)))
 }

@@ -11,10 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
-use crate::auth::{bearer, Auth};
+use super::reader::Reader;
+use crate::auth::{bearer, Auth, Principal};
 use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::names;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::identity::IdentityMode;
+use crate::socket::identity::SocketIdentity;
 use crate::socket::{conn, Target};
 use crate::state::AppState;
 use crate::store::ClientPresence;
@@ -37,10 +40,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ConnectQuery {
-    /// Identifies this client (e.g. a browser installation); required.
+    /// Identifies this client (e.g. a browser installation). In a `verified`
+    /// app it is scoped to the user (`{user_id}:{client_id}`); left out, one
+    /// is assigned. The welcome frame says which.
     client_id: Option<String>,
     /// The signed-in user, so user sends reach it.
     user_id: Option<String>,
+    /// With a client key of a `verified` app: the app server's signed proof of the user.
+    user_token: Option<String>,
     /// The id of the last message received: what was sent since is replayed first.
     since: Option<String>,
     /// The client key, for clients that cannot set headers (browsers).
@@ -59,23 +66,50 @@ async fn connect(
     let key = q.key.as_deref().or_else(|| bearer(&parts)).ok_or(ApiError::Unauthorized)?;
     let who = st.auth.resolve(key).await?;
     let app_id = who.app()?;
-    let client_id = q.client_id.ok_or_else(|| ApiError::field("client_id", "client_id is required"))?;
-    names::opaque("client_id", &client_id)?;
+    if let Some(client_id) = &q.client_id {
+        names::opaque("client_id", client_id)?;
+    }
     if let Some(user_id) = &q.user_id {
         names::opaque("user_id", user_id)?;
     }
     if let Some(since) = &q.since {
         names::opaque("since", since)?;
     }
+    let policy = st.identities.policy(app_id).await?.ok_or(ApiError::Unauthorized)?;
+    let identity = match (&who, policy.mode) {
+        (Principal::Client { .. }, IdentityMode::Verified) => {
+            let user = policy.client_user(q.user_id.as_deref(), q.user_token.as_deref())?;
+            SocketIdentity::verified(user, q.client_id, policy.relay)?
+        }
+        _ => {
+            let client_id = q.client_id.ok_or_else(|| ApiError::field("client_id", "client_id is required"))?;
+            SocketIdentity::open(q.user_id, Some(client_id), policy.relay)
+        }
+    };
+    // A cap per address, so one host cannot hold the instance's sockets.
+    let slot = match who {
+        Principal::Client { .. } => {
+            let addr = super::rate_limit::client_addr(&parts, &st);
+            Some(
+                st.sockets_per_address
+                    .acquire(&addr.to_string())
+                    .ok_or(ApiError::RateLimited { retry_after_secs: 1 })?,
+            )
+        }
+        _ => None,
+    };
     let ws = ws.map_err(|e| ApiError::field("upgrade", format!("this endpoint needs a WebSocket upgrade: {e}")))?;
-    let (reg, joined) = st.hub.join(app_id, &client_id, q.user_id.as_deref()).await?;
+    let (reg, joined) = st.hub.join(app_id, &identity.client_id, identity.user_id.as_deref()).await?;
     let since = q.since;
     Ok(ws
         .read_buffer_size(READ_BUFFER)
         // Each frame goes out as it is written: no per-connection write buffer builds up.
         .write_buffer_size(0)
         .max_message_size(st.config.body_limit)
-        .on_upgrade(move |socket| conn::run(socket, reg, joined, since)))
+        .on_upgrade(move |socket| async move {
+            conn::run(socket, reg, joined, since, identity).await;
+            drop(slot);
+        }))
 }
 
 /// Body of the send endpoints.
@@ -158,14 +192,14 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/socket/clients", tag = "socket", params(ListQuery),
+#[utoipa::path(get, path = "/v1/socket/clients", tag = "socket", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ListQuery),
     responses((status = 200, body = inline(PageOf<ClientView>)), (status = "4XX", body = ErrorBody)))]
 async fn clients(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<ClientView>>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     let limit = cursor::limit(q.limit)?;
     let cursors = st.cursors.list("socket_clients");
     let after = cursors.decode(q.cursor.as_deref())?;

@@ -15,11 +15,17 @@ pub struct SocketConfig {
     pub buffer: usize,
     /// How long sent messages are kept for clients reconnecting with `since`.
     pub replay_seconds: u64,
+    /// Frames a connection may send per second (bursts of one second's
+    /// worth); excess frames get an error frame, and a connection that keeps
+    /// on is closed with 1008. 0: no limit.
+    pub frame_rate: u32,
+    /// Open sockets per client address on one instance (0: no limit).
+    pub max_per_address: usize,
 }
 
 impl Default for SocketConfig {
     fn default() -> Self {
-        Self { ping_interval_ms: 30_000, buffer: 256, replay_seconds: 300 }
+        Self { ping_interval_ms: 30_000, buffer: 256, replay_seconds: 300, frame_rate: 20, max_per_address: 100 }
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 
 use super::close;
 use super::hub::Registration;
+use super::identity::SocketIdentity;
 use super::registry::{CloseSignal, Joined};
 use super::session::{Action, Session};
 use super::{frames, SocketError};
@@ -29,8 +30,14 @@ enum End {
 }
 
 /// Serves the connection until it ends, then removes it from the hub.
-pub async fn run(mut socket: WebSocket, reg: Registration, joined: Joined, since: Option<String>) {
-    let Err(end) = serve(&mut socket, &reg, joined, since).await;
+pub async fn run(
+    mut socket: WebSocket,
+    reg: Registration,
+    joined: Joined,
+    since: Option<String>,
+    identity: SocketIdentity,
+) {
+    let Err(end) = serve(&mut socket, &reg, joined, since, &identity).await;
     // Gone from the hub (and presence) before the closing handshake, which
     // may take a while with a client that stopped reading.
     drop(reg);
@@ -45,6 +52,7 @@ async fn serve(
     reg: &Registration,
     joined: Joined,
     since: Option<String>,
+    identity: &SocketIdentity,
 ) -> Result<Infallible, End> {
     let Joined { mut rx, close: signal, .. } = joined;
     let hub = reg.hub();
@@ -52,6 +60,7 @@ async fn serve(
     // A write blocked this long means the client stopped reading.
     let writer = Writer { signal: &signal, limit: keepalive * 2 };
 
+    writer.write(socket, Message::Text(frames::welcome(&identity.client_id))).await?;
     // Live messages queue up meanwhile; those also replayed are skipped below.
     let mut replayed = HashSet::new();
     if let Some(since) = since {
@@ -72,7 +81,7 @@ async fn serve(
         }
     }
 
-    let mut session = Session::new(keepalive, Instant::now().into_std());
+    let mut session = Session::new(keepalive, Instant::now().into_std()).with_frame_rate(hub.config().frame_rate);
     let mut ticker = interval_at(Instant::now() + keepalive, keepalive);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -122,7 +131,11 @@ async fn serve(
             Action::Ping => writer.write(socket, Message::Ping(Default::default())).await?,
             Action::Close { code, reason } => return Err(End::Close(code, reason)),
             Action::Relay { to, notification } => {
-                if let Err(e) = hub.send(reg.app_id(), to, &notification, Some(reg.client_id())).await {
+                let sent = match identity.relay_target(to) {
+                    Ok(to) => hub.send(reg.app_id(), to, &notification, Some(reg.client_id())).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
                     writer.write(socket, Message::Text(frames::error(&e))).await?;
                 }
             }
@@ -158,6 +171,7 @@ impl Writer<'_> {
 
 fn reason(code: u16) -> &'static str {
     match code {
+        close::POLICY_VIOLATION => "too many frames",
         close::GOING_AWAY => "server shutting down",
         close::TRY_AGAIN_LATER => "too slow: reconnect with since",
         close::MESSAGE_TOO_BIG => "message over the size limit",

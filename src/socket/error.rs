@@ -19,6 +19,12 @@ pub enum SocketError {
     /// Nobody to send to, or a replay point no longer kept.
     #[error("{0}")]
     NotFound(String),
+    /// The app's settings do not allow this (e.g. a client relay).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The connection sends frames faster than its rate.
+    #[error("too many frames: slow down")]
+    RateLimited,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -40,6 +46,8 @@ impl SocketError {
                 FieldErrorKind::Token => ("invalid_token", e.message.clone()),
             },
             Self::NotFound(message) => ("not_found", message.clone()),
+            Self::Forbidden(message) => ("forbidden", message.clone()),
+            Self::RateLimited => ("rate_limited", "too many requests".to_string()),
             Self::Store(StoreError::Unavailable(_) | StoreError::Dropped(_)) => {
                 ("unavailable", "the store is unavailable, retry later".to_string())
             }

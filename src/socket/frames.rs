@@ -99,6 +99,13 @@ pub fn notification(notification: &Map<String, Value>, from: Option<&str>) -> Re
     Ok(Outbound { id, text: text.into() })
 }
 
+/// `{"type": "welcome", "client_id"}`: the first frame, naming the
+/// connection's client id as the gateway knows it (scoped or assigned).
+pub fn welcome(client_id: &str) -> Utf8Bytes {
+    // Written by hand so `type` comes first, as in every other frame.
+    format!(r#"{{"type":"welcome","client_id":{}}}"#, Value::from(client_id)).into()
+}
+
 /// `{"type": "pong"}`.
 pub fn pong() -> Utf8Bytes {
     Utf8Bytes::from_static(r#"{"type":"pong"}"#)

@@ -17,6 +17,7 @@ pub mod conn;
 pub mod error;
 pub mod frames;
 pub mod hub;
+pub mod identity;
 pub mod registry;
 pub mod session;
 
@@ -55,6 +56,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A message over the size limit (the body limit).
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The client broke the rules (kept sending over its frame rate).
+    pub const POLICY_VIOLATION: u16 = 1008;
     /// The client did not keep up with its messages: reconnect with `since`.
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }

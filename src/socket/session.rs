@@ -22,22 +22,61 @@ pub enum Action {
     Close { code: u16, reason: &'static str },
 }
 
-/// Keepalive state of one connection.
+/// Keepalive and frame-rate state of one connection.
 #[derive(Debug)]
 pub struct Session {
     keepalive: Duration,
     last_seen: Instant,
+    /// Frames per second allowed (0: no limit), bursts of one second's worth.
+    frame_rate: u32,
+    tokens: f64,
+    refilled: Instant,
+    /// Frames refused since the bucket was last full.
+    excess: u32,
 }
 
 impl Session {
     /// A session that pings after `keepalive` of silence and closes after twice that.
     pub fn new(keepalive: Duration, now: Instant) -> Self {
-        Self { keepalive, last_seen: now }
+        Self { keepalive, last_seen: now, frame_rate: 0, tokens: 0.0, refilled: now, excess: 0 }
+    }
+
+    /// Limits the client to `per_second` frames (0: no limit).
+    pub fn with_frame_rate(mut self, per_second: u32) -> Self {
+        self.frame_rate = per_second;
+        self.tokens = f64::from(per_second);
+        self
+    }
+
+    /// Takes a frame from the bucket; the action for a frame over the rate.
+    fn over_rate(&mut self, now: Instant) -> Option<Action> {
+        if self.frame_rate == 0 {
+            return None;
+        }
+        let rate = f64::from(self.frame_rate);
+        self.tokens = (self.tokens + now.saturating_duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        if self.tokens >= rate {
+            self.excess = 0;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return None;
+        }
+        self.excess += 1;
+        // Sustained: twice a second's worth refused without the client backing off.
+        if self.excess > self.frame_rate.saturating_mul(2) {
+            return Some(Action::Close { code: close::POLICY_VIOLATION, reason: "too many frames" });
+        }
+        Some(Action::Reply(frames::error(&SocketError::RateLimited)))
     }
 
     /// A text frame arrived.
     pub fn on_text(&mut self, text: &str, now: Instant) -> Action {
         self.last_seen = now;
+        if let Some(action) = self.over_rate(now) {
+            return action;
+        }
         match frames::parse(text) {
             Ok(ClientFrame::Ping) => Action::Reply(frames::pong()),
             Ok(ClientFrame::Send { to, notification }) => Action::Relay { to, notification },
@@ -48,6 +87,9 @@ impl Session {
     /// A binary frame arrived: the protocol is JSON text only.
     pub fn on_binary(&mut self, now: Instant) -> Action {
         self.last_seen = now;
+        if let Some(action) = self.over_rate(now) {
+            return action;
+        }
         Action::Reply(frames::error(&SocketError::InvalidJson("binary frames are not accepted: send JSON text".into())))
     }
 
@@ -109,6 +151,24 @@ mod tests {
         let Action::Relay { to, notification } = action else { panic!("not a relay: {action:?}") };
         assert_eq!(to, Target::All);
         assert_eq!(notification["message"], "hi");
+    }
+
+    #[test]
+    fn frames_over_the_rate_get_errors_then_the_socket_closes() {
+        let t0 = Instant::now();
+        let mut s = Session::new(K, t0).with_frame_rate(5);
+        for _ in 0..5 {
+            assert_eq!(reply(s.on_text(r#"{"type":"ping"}"#, t0))["type"], "pong");
+        }
+        assert_eq!(reply(s.on_text(r#"{"type":"ping"}"#, t0))["error"]["code"], "rate_limited");
+        // Backing off refills the bucket.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(reply(s.on_text(r#"{"type":"ping"}"#, later))["type"], "pong");
+        let mut last = None;
+        for _ in 0..20 {
+            last = Some(s.on_text(r#"{"type":"ping"}"#, later));
+        }
+        assert!(matches!(last, Some(Action::Close { code: close::POLICY_VIOLATION, .. })), "{last:?}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Apps and their provider credentials.
+//! Apps, their provider credentials and their identity settings.
 
 use super::sql::on_pool;
 use super::{Store, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms};
 
-/// A stored app. Credentials are JSON text and never leave the server.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// A stored app. Credentials and identity secrets are JSON text or plain
+/// text that never leave the server (only create and rotate answers show a
+/// new identity secret); `Debug` leaves them out so a logged row shows none.
+#[derive(Clone, sqlx::FromRow)]
 pub struct AppRow {
     /// App id.
     pub id: String,
@@ -19,10 +21,32 @@ pub struct AppRow {
     pub created_at: i64,
     /// Last change (ms).
     pub updated_at: i64,
+    /// `verified` (client keys need user tokens for user ids) or `open`.
+    pub identity: String,
+    /// Who a client's socket relay may reach: `none`, `same_user` or `all`.
+    pub client_relay: String,
+    /// The key user tokens are signed with (HS256).
+    pub identity_secret: Option<String>,
+    /// The key before the last rotation, still verifying until `previous_identity_secret_until`.
+    pub previous_identity_secret: Option<String>,
+    /// End of the previous key's grace period (ms).
+    pub previous_identity_secret_until: Option<i64>,
+}
+
+impl std::fmt::Debug for AppRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRow")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("apns", &self.apns.as_ref().map(|_| "<redacted>"))
+            .field("fcm", &self.fcm.as_ref().map(|_| "<redacted>"))
+            .field("identity", &self.identity)
+            .field("client_relay", &self.client_relay)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What creating an app takes.
-#[derive(Debug)]
 pub struct NewApp {
     /// Display name.
     pub name: String,
@@ -30,20 +54,55 @@ pub struct NewApp {
     pub apns: Option<String>,
     /// FCM credentials as JSON text.
     pub fcm: Option<String>,
+    /// `verified` or `open`.
+    pub identity: String,
+    /// `none`, `same_user` or `all`.
+    pub client_relay: String,
+    /// The first identity secret.
+    pub identity_secret: String,
 }
 
-const APP_COLUMNS: &str = "id, name, apns, fcm, created_at, updated_at";
+/// A change to an app; `None` leaves a column as it is.
+#[derive(Default)]
+pub struct AppPatch<'a> {
+    /// Display name.
+    pub name: Option<&'a str>,
+    /// APNs credentials as JSON text.
+    pub apns: Option<&'a str>,
+    /// FCM credentials as JSON text.
+    pub fcm: Option<&'a str>,
+    /// `verified` or `open`.
+    pub identity: Option<&'a str>,
+    /// `none`, `same_user` or `all`.
+    pub client_relay: Option<&'a str>,
+}
+
+const APP_COLUMNS: &str = "id, name, apns, fcm, created_at, updated_at, identity, client_relay, identity_secret, \
+     previous_identity_secret, previous_identity_secret_until";
 
 impl Store {
     /// Creates an app.
     pub async fn create_app(&self, app: NewApp) -> StoreResult<AppRow> {
         let now = now_ms();
-        let row =
-            AppRow { id: new_id(), name: app.name, apns: app.apns, fcm: app.fcm, created_at: now, updated_at: now };
+        let row = AppRow {
+            id: new_id(),
+            name: app.name,
+            apns: app.apns,
+            fcm: app.fcm,
+            created_at: now,
+            updated_at: now,
+            identity: app.identity,
+            client_relay: app.client_relay,
+            identity_secret: Some(app.identity_secret),
+            previous_identity_secret: None,
+            previous_identity_secret_until: None,
+        };
         on_pool!(self.pool(), p => sqlx::query(
-            "INSERT INTO apps (id, name, apns, fcm, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO apps (id, name, apns, fcm, created_at, updated_at, identity, client_relay, identity_secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )
         .bind(&row.id).bind(&row.name).bind(&row.apns).bind(&row.fcm).bind(row.created_at).bind(row.updated_at)
+        .bind(&row.identity).bind(&row.client_relay).bind(&row.identity_secret)
         .execute(p).await?.rows_affected());
         Ok(row)
     }
@@ -60,20 +119,33 @@ impl Store {
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, AppRow>(&sql).bind(after).bind(limit).fetch_all(p).await?))
     }
 
-    /// Updates name and/or credentials; `None` leaves a column as it is.
-    pub async fn update_app(
-        &self,
-        id: &str,
-        name: Option<&str>,
-        apns: Option<&str>,
-        fcm: Option<&str>,
-    ) -> StoreResult<Option<AppRow>> {
+    /// Applies `patch` to an app; None when there is no such app.
+    pub async fn update_app(&self, id: &str, patch: &AppPatch<'_>) -> StoreResult<Option<AppRow>> {
         let sql = format!(
-            "UPDATE apps SET name = COALESCE($2, name), apns = COALESCE($3, apns), fcm = COALESCE($4, fcm), updated_at = $5 \
+            "UPDATE apps SET name = COALESCE($2, name), apns = COALESCE($3, apns), fcm = COALESCE($4, fcm), \
+             identity = COALESCE($6, identity), client_relay = COALESCE($7, client_relay), updated_at = $5 \
              WHERE id = $1 RETURNING {APP_COLUMNS}"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, AppRow>(&sql)
-            .bind(id).bind(name).bind(apns).bind(fcm).bind(now_ms())
+            .bind(id).bind(patch.name).bind(patch.apns).bind(patch.fcm).bind(now_ms())
+            .bind(patch.identity).bind(patch.client_relay)
+            .fetch_optional(p).await?))
+    }
+
+    /// Replaces an app's identity secret with `secret`; the one it had keeps
+    /// verifying until `grace_until` (ms). None when there is no such app.
+    pub async fn rotate_identity_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        grace_until: i64,
+    ) -> StoreResult<Option<AppRow>> {
+        let sql = format!(
+            "UPDATE apps SET previous_identity_secret = identity_secret, previous_identity_secret_until = $3, \
+             identity_secret = $2, updated_at = $4 WHERE id = $1 RETURNING {APP_COLUMNS}"
+        );
+        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, AppRow>(&sql)
+            .bind(id).bind(secret).bind(grace_until).bind(now_ms())
             .fetch_optional(p).await?))
     }
 }

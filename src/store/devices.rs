@@ -46,6 +46,8 @@ pub struct DeviceRow {
     pub last_seen_at: i64,
     /// Group names joined by `,`, sorted (names cannot contain `,`).
     pub(super) group_names: Option<String>,
+    /// SHA-256 of the device secret given to the client that registered it.
+    pub secret_hash: Option<String>,
 }
 
 impl DeviceRow {
@@ -71,7 +73,7 @@ pub struct RegisteredDevice {
 
 /// A validated registration (`POST /v1/devices`). `None` fields keep what an
 /// existing device has; `groups: Some` replaces its memberships.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct NewDevice {
     /// The platform.
     pub platform: Platform,
@@ -93,6 +95,8 @@ pub struct NewDevice {
     pub environment: Option<String>,
     /// JSON object text.
     pub metadata: Option<String>,
+    /// Hash of a new device secret: stored on a device that has none yet.
+    pub secret_hash: Option<String>,
 }
 
 /// A validated `PATCH /v1/devices/{id}`: `None` leaves a field alone,
@@ -132,18 +136,19 @@ pub struct DeviceFilter<'a> {
 pub(super) const DEVICE_SELECT: &str = "SELECT d.id, d.app_id, d.platform, d.token, d.installation_id, d.user_id, \
      d.locale, d.timezone, d.app_version, d.environment, d.metadata, d.active, d.deactivated_reason, \
      d.created_at, d.updated_at, d.last_seen_at, \
-     (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = d.id) AS group_names \
-     FROM devices d";
+     (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = d.id) AS group_names, \
+     d.secret_hash FROM devices d";
 
 /// The columns of [`DEVICE_SELECT`], as an upsert of `devices` returns them.
 pub(super) const DEVICE_RETURNING: &str = "RETURNING id, app_id, platform, token, installation_id, user_id, \
      locale, timezone, app_version, environment, metadata, active, deactivated_reason, \
      created_at, updated_at, last_seen_at, \
-     (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = devices.id) AS group_names";
+     (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = devices.id) AS group_names, \
+     secret_hash";
 
 const INSERT_DEVICE: &str = "INSERT INTO devices (id, app_id, platform, token, installation_id, user_id, locale, \
-     timezone, app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, NULL, $12, $12, $12)";
+     timezone, app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at, \
+     secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, NULL, $12, $12, $12, $13)";
 
 /// What an existing device takes from a registration: it is active again,
 /// and every field given replaces the stored one.
@@ -154,7 +159,8 @@ pub(super) const REFRESH_DEVICE: &str = "DO UPDATE SET platform = excluded.platf
      app_version = COALESCE(excluded.app_version, devices.app_version), \
      environment = COALESCE(excluded.environment, devices.environment), \
      metadata = COALESCE(excluded.metadata, devices.metadata), \
-     active = TRUE, deactivated_reason = NULL, updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at";
+     active = TRUE, deactivated_reason = NULL, updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at, \
+     secret_hash = COALESCE(devices.secret_hash, excluded.secret_hash)";
 
 /// Conflict target of a registration with an installation id.
 pub(super) const BY_INSTALLATION: &str = "(app_id, installation_id) WHERE installation_id IS NOT NULL";
@@ -274,7 +280,7 @@ impl Store {
             let id: String = sqlx::query_scalar(&upsert)
                 .bind(&new_id).bind(app_id).bind(platform).bind(&d.token).bind(&d.installation_id)
                 .bind(&d.user_id).bind(&d.locale).bind(&d.timezone).bind(&d.app_version)
-                .bind(&d.environment).bind(&d.metadata).bind(now)
+                .bind(&d.environment).bind(&d.metadata).bind(now).bind(&d.secret_hash)
                 .fetch_one(&mut *tx).await?;
             if let Some(groups) = &d.groups {
                 replace_groups!(tx, app_id, &id, groups);
@@ -283,6 +289,18 @@ impl Store {
             tx.commit().await?;
             RegisteredDevice { device: row, created: id == new_id }
         }))
+    }
+
+    /// The secret hash of the device of installation `installation_id`:
+    /// None when there is no such device, `Some(None)` when it has no secret.
+    pub async fn installation_secret(
+        &self,
+        app_id: &str,
+        installation_id: &str,
+    ) -> StoreResult<Option<Option<String>>> {
+        Ok(on_pool!(self.pool(), p => sqlx::query_scalar::<_, Option<String>>(
+            "SELECT secret_hash FROM devices WHERE app_id = $1 AND installation_id = $2"
+        ).bind(app_id).bind(installation_id).fetch_optional(p).await?))
     }
 
     /// Reads a device of an app (None for another app's device).

@@ -23,7 +23,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use apps::{AppRow, NewApp};
+pub use apps::{AppPatch, AppRow, NewApp};
 pub use deliveries::{ClaimedDelivery, DeadToken, DeliveryFilter, DeliveryRow, DeliveryUpdate, QueueDepth};
 pub use device_sends::{AcceptedSend, DeviceSendResult, NewDeviceSend};
 pub use devices::{DeviceFilter, DevicePatch, DeviceRow, NewDevice, RegisteredDevice};

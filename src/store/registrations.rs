@@ -44,6 +44,7 @@ const ROW_COLUMNS: &[(&str, &str)] = &[
     ("app_version", "text"),
     ("environment", "text"),
     ("metadata", "text"),
+    ("secret_hash", "text"),
 ];
 
 /// A registration as a JSON row (see [`ROW_COLUMNS`]).
@@ -61,6 +62,7 @@ struct Row<'a> {
     environment: Option<&'a str>,
     /// JSON object text, carried as a string.
     metadata: Option<&'a str>,
+    secret_hash: Option<&'a str>,
 }
 
 /// A membership as a JSON row.
@@ -130,9 +132,10 @@ impl Statements {
         let rows = d.json_records(1, ROW_COLUMNS);
         let insert = format!(
             "INSERT INTO devices (id, app_id, platform, token, installation_id, user_id, locale, timezone, \
-             app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at) \
+             app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at, \
+             secret_hash) \
              SELECT v.id, v.app_id, v.platform, v.token, v.installation_id, v.user_id, v.locale, v.timezone, \
-             v.app_version, v.environment, v.metadata, TRUE, NULL, $2, $2, $2 FROM {rows} \
+             v.app_version, v.environment, v.metadata, TRUE, NULL, $2, $2, $2, v.secret_hash FROM {rows} \
              WHERE TRUE ON CONFLICT" // SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT.
         );
         // The upsert returns whole devices: reading them back by id would be a
@@ -222,6 +225,7 @@ impl<'a> Step<'a> {
                     app_version: d.app_version.as_deref(),
                     environment: d.environment.as_deref(),
                     metadata: d.metadata.as_deref(),
+                    secret_hash: d.secret_hash.as_deref(),
                 }
             })
             .collect();
@@ -333,6 +337,7 @@ mod tests {
                 app_version: None,
                 environment: None,
                 metadata: None,
+                secret_hash: None,
             },
         }
     }

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use pushgate::domain::Platform;
 use pushgate::store::{NewDevice, Registration, Store};
-use reqwest::{header, StatusCode};
+use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, Db, TestApp, TestAppKeys};
@@ -23,6 +23,19 @@ pub async fn register(app: &TestApp, keys: &TestAppKeys, token: &str, extra: Val
     let (status, device) = app.post("/v1/devices", &keys.server_key, body).await;
     assert_eq!(status, StatusCode::CREATED, "register: {device}");
     device["id"].as_str().expect("device id").to_string()
+}
+
+/// Registers an Android device with `extra` fields by the client key;
+/// returns its id and device secret.
+pub async fn register_own(app: &TestApp, keys: &TestAppKeys, token: &str, extra: Value) -> (String, String) {
+    let mut body = json!({"platform": "android", "token": token});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let (status, device) = app.post("/v1/devices", &keys.client_key, body).await;
+    assert_eq!(status, StatusCode::CREATED, "register: {device}");
+    let secret = device["device_secret"].as_str().expect("device_secret").to_string();
+    (device["id"].as_str().expect("device id").to_string(), secret)
 }
 
 /// Marks a device dead the way the delivery engine does when a provider
@@ -60,14 +73,11 @@ async fn register_creates_then_refreshes(db: Db) {
         assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{field} is RFC 3339: {device}");
     }
     let id = device["id"].as_str().expect("id").to_string();
+    let secret = device["device_secret"].as_str().expect("device_secret").to_string();
 
-    let (status, again) = app
-        .post(
-            "/v1/devices",
-            &keys.client_key,
-            json!({"platform": "ios", "token": ios_token(1), "app_version": "3.3.0"}),
-        )
-        .await;
+    // The device itself (it holds its secret) sees its whole record.
+    let body = json!({"platform": "ios", "token": ios_token(1), "app_version": "3.3.0"});
+    let (status, again) = app.as_device(Method::POST, "/v1/devices", &keys.client_key, &secret, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["id"], id.as_str());
     assert_eq!(again["app_version"], "3.3.0", "given fields are replaced");
@@ -87,10 +97,11 @@ async fn register_creates_then_refreshes(db: Db) {
 async fn installation_id_rotates_the_token(db: Db) {
     let app = TestApp::spawn(db).await;
     let keys = app.create_app().await;
-    let id = register(&app, &keys, "token-a", json!({"installation_id": "inst-1", "user_id": "u-1"})).await;
+    let (id, secret) =
+        register_own(&app, &keys, "token-a", json!({"installation_id": "inst-1", "user_id": "u-1"})).await;
 
     let body = json!({"platform": "android", "token": "token-b", "installation_id": "inst-1"});
-    let (status, device) = app.post("/v1/devices", &keys.client_key, body).await;
+    let (status, device) = app.as_device(Method::POST, "/v1/devices", &keys.client_key, &secret, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{device}");
     assert_eq!((device["id"].as_str(), device["token"].as_str()), (Some(id.as_str()), Some("token-b")));
     assert_eq!(device["user_id"], "u-1");
@@ -99,7 +110,7 @@ async fn installation_id_rotates_the_token(db: Db) {
     // stale row gives way instead of breaking the upsert.
     let stale = register(&app, &keys, "token-c", json!({})).await;
     let body = json!({"platform": "android", "token": "token-c", "installation_id": "inst-1"});
-    let (status, device) = app.post("/v1/devices", &keys.client_key, body).await;
+    let (status, device) = app.as_device(Method::POST, "/v1/devices", &keys.client_key, &secret, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{device}");
     assert_eq!(device["id"], id.as_str());
     let (_, list) = app.get("/v1/devices", &keys.server_key).await;
@@ -147,6 +158,7 @@ fn registration(app_id: &str, token: &str, with: impl FnOnce(&mut NewDevice)) ->
         app_version: None,
         environment: None,
         metadata: None,
+        secret_hash: None,
     };
     with(&mut device);
     Registration { app_id: app_id.to_string(), device }
@@ -313,7 +325,7 @@ async fn bad_fields_are_named(db: Db) {
         assert_error(&answer, "invalid_field", Some(field));
     }
 
-    let id = register(&app, &keys, "t-1", json!({})).await;
+    let (id, secret) = register_own(&app, &keys, "t-1", json!({})).await;
     let path = format!("/v1/devices/{id}");
     for (body, code, field) in [
         (json!({"environment": "sandbox"}), "invalid_field", "environment"),
@@ -321,7 +333,7 @@ async fn bad_fields_are_named(db: Db) {
         (json!({"locale": ""}), "invalid_field", "locale"),
         (json!({"token": "has space"}), "invalid_token", "token"),
     ] {
-        let (status, answer) = app.patch(&path, &keys.client_key, body.clone()).await;
+        let (status, answer) = app.as_device(Method::PATCH, &path, &keys.client_key, &secret, Some(body.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
         assert_error(&answer, code, Some(field));
     }
@@ -346,7 +358,9 @@ async fn client_keys_register_but_cannot_read(db: Db) {
         app.post("/v1/devices", &keys.client_key, json!({"platform": "android", "token": "t-1"})).await;
     assert_eq!(status, StatusCode::CREATED);
     let path = format!("/v1/devices/{}", device["id"].as_str().expect("id"));
-    let (status, patched) = app.patch(&path, &keys.client_key, json!({"user_id": "u-1"})).await;
+    let secret = device["device_secret"].as_str().expect("device_secret");
+    let (status, patched) =
+        app.as_device(Method::PATCH, &path, &keys.client_key, secret, Some(json!({"user_id": "u-1"}))).await;
     assert_eq!((status, &patched["user_id"]), (StatusCode::OK, &json!("u-1")));
 
     for (key, who) in [(&keys.client_key, "client"), (&app.admin_key, "admin")] {
@@ -359,7 +373,7 @@ async fn client_keys_register_but_cannot_read(db: Db) {
     let (status, _) = app.post("/v1/devices", &app.admin_key, json!({"platform": "android", "token": "t-2"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "the admin key belongs to no app");
 
-    let (status, _) = app.delete(&path, &keys.client_key).await;
+    let (status, _) = app.as_device(Method::DELETE, &path, &keys.client_key, secret, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
@@ -455,7 +469,7 @@ async fn pages_never_repeat_or_skip(db: Db) {
 async fn patch_refreshes_token_and_fields(db: Db) {
     let app = TestApp::spawn(db).await;
     let keys = app.create_app().await;
-    let id = register(
+    let (id, secret) = register_own(
         &app,
         &keys,
         "t-old",
@@ -467,7 +481,7 @@ async fn patch_refreshes_token_and_fields(db: Db) {
     deactivate(&app, &keys.id, &id, "UNREGISTERED").await;
 
     let body = json!({"token": "t-new", "user_id": null, "groups": ["c"], "locale": null, "metadata": {"k": 2}, "timezone": "UTC"});
-    let (status, device) = app.patch(&path, &keys.client_key, body).await;
+    let (status, device) = app.as_device(Method::PATCH, &path, &keys.client_key, &secret, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{device}");
     assert_eq!(device["token"], "t-new");
     assert_eq!(
@@ -489,7 +503,8 @@ async fn patch_refreshes_token_and_fields(db: Db) {
         "untouched fields stay"
     );
 
-    let (status, body) = app.patch(&path, &keys.client_key, json!({"token": "t-other"})).await;
+    let (status, body) =
+        app.as_device(Method::PATCH, &path, &keys.client_key, &secret, Some(json!({"token": "t-other"}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_error(&body, "conflict", None);
     let (_, other) = app.get(&format!("/v1/devices/{other}"), &keys.server_key).await;
@@ -502,13 +517,13 @@ async fn patch_refreshes_token_and_fields(db: Db) {
 async fn delete_unregisters(db: Db) {
     let app = TestApp::spawn(db).await;
     let keys = app.create_app().await;
-    let id = register(&app, &keys, "t-1", json!({"groups": ["news"]})).await;
+    let (id, secret) = register_own(&app, &keys, "t-1", json!({"groups": ["news"]})).await;
     let path = format!("/v1/devices/{id}");
-    let (status, body) = app.delete(&path, &keys.client_key).await;
+    let (status, body) = app.as_device(Method::DELETE, &path, &keys.client_key, &secret, None).await;
     assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
     let (status, _) = app.get(&path, &keys.server_key).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = app.delete(&path, &keys.client_key).await;
+    let (status, body) = app.as_device(Method::DELETE, &path, &keys.client_key, &secret, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, "not_found", None);
     let (_, groups) = app.get("/v1/groups", &keys.server_key).await;

@@ -77,6 +77,24 @@ pub struct TestAppKeys {
     pub id: String,
     pub server_key: String,
     pub client_key: String,
+    pub identity_secret: String,
+}
+
+impl TestAppKeys {
+    /// A user token for `user_id`, signed as the app's server would, valid
+    /// for `ttl_seconds` (negative: expired that long ago).
+    pub fn user_token(&self, user_id: &str, ttl_seconds: i64) -> String {
+        sign_user_token(&self.identity_secret, user_id, ttl_seconds)
+    }
+}
+
+/// A user token for `user_id` signed with `secret` (HS256), expiring `ttl_seconds` from now.
+pub fn sign_user_token(secret: &str, user_id: &str, ttl_seconds: i64) -> String {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let exp = i64::try_from(now).expect("time") + ttl_seconds;
+    encode(&Header::default(), &json!({"sub": user_id, "exp": exp}), &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("sign user token")
 }
 
 impl TestApp {
@@ -164,7 +182,34 @@ impl TestApp {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_with(method, path, key, &[], body).await
+    }
+
+    /// Like [`call`](Self::call), with a device's `X-Device-Secret`.
+    pub async fn as_device(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        secret: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with(method, path, Some(key), &[("x-device-secret", secret)], body).await
+    }
+
+    /// Like [`call`](Self::call), with extra headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
@@ -202,14 +247,24 @@ impl TestApp {
         self.call(Method::DELETE, path, Some(key), None).await
     }
 
-    /// Creates an app (optionally with provider credentials) and returns its keys.
-    pub async fn create_app_with(&self, body: Value) -> TestAppKeys {
+    /// Creates an app (optionally with provider credentials) and returns its
+    /// keys. Unless `body` says otherwise, the app is `open` with relay to
+    /// `all` (the behaviour most tests were written against); the identity
+    /// tests create `verified` apps.
+    pub async fn create_app_with(&self, mut body: Value) -> TestAppKeys {
+        if body.get("identity").is_none() {
+            body["identity"] = json!("open");
+        }
+        if body.get("socket").is_none() {
+            body["socket"] = json!({"client_relay": "all"});
+        }
         let (status, app) = self.post("/v1/apps", &self.admin_key, body).await;
         assert_eq!(status, StatusCode::CREATED, "create app: {app}");
         TestAppKeys {
             id: app["id"].as_str().expect("id").to_string(),
             server_key: app["server_key"].as_str().expect("server_key").to_string(),
             client_key: app["client_key"].as_str().expect("client_key").to_string(),
+            identity_secret: app["identity_secret"].as_str().expect("identity_secret").to_string(),
         }
     }
 

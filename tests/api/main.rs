@@ -2,6 +2,7 @@
 //! database (SQLite and Postgres). One binary: one link, shared helpers.
 
 mod helpers;
+mod identity;
 
 mod apps;
 mod deliveries;

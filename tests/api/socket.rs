@@ -41,15 +41,19 @@ async fn connect(app: &TestApp, keys: &TestAppKeys, client_id: &str, user_id: Op
     if let Some(user) = user_id {
         query.push_str(&format!("&user_id={user}"));
     }
-    try_connect(app, &query, None).await.expect("socket opens")
+    let mut ws = try_connect(app, &query, None).await.expect("socket opens");
+    let welcome = tokio::time::timeout(WAIT, ws.next()).await.expect("welcome within 5 s");
+    assert!(matches!(welcome, Some(Ok(Message::Text(ref t))) if t.as_str().contains("welcome")), "{welcome:?}");
+    ws
 }
 
-/// The next message other than pings and pongs, within [`WAIT`].
+/// The next message other than pings, pongs and the welcome frame, within [`WAIT`].
 async fn next_message(ws: &mut Ws) -> Message {
     loop {
         let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("a frame within 5 s");
         match msg.expect("socket open").expect("frame read") {
             Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Text(t) if t.as_str().starts_with(r#"{"type":"welcome""#) => continue,
             other => return other,
         }
     }
