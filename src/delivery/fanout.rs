@@ -226,6 +226,7 @@ async fn send_batch(
                 app_version: ctx.app_version,
                 platform,
                 token: device.token,
+                environment: device.environment,
                 device_id: Some(device.id),
                 attempts: 0,
                 notification: n.clone(),
@@ -235,6 +236,7 @@ async fn send_batch(
                 device_id: device.id,
                 platform_name: device.platform,
                 token: device.token,
+                environment: device.environment,
             }),
         }
     }
@@ -247,6 +249,7 @@ async fn send_batch(
             device_id: job.device_id.unwrap_or_default(),
             platform_name: job.platform.as_str().to_string(),
             token: job.token,
+            environment: job.environment,
             update,
         });
     }

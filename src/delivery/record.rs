@@ -84,11 +84,12 @@ pub(super) fn sendable(
 /// when the provider declared the token dead.
 pub(super) fn decided(job: &Job, decision: Decision) -> (DeliveryUpdate, Option<DeadToken>) {
     let dead = match &decision {
-        Decision::Failed { deactivate: true, reason, .. } => job.device_id.as_ref().map(|device_id| DeadToken {
+        Decision::Failed { deactivate: true, reason, since, .. } => job.device_id.as_ref().map(|device_id| DeadToken {
             app_id: job.app_id.clone(),
             device_id: device_id.clone(),
             token: job.token.clone(),
             reason: reason.clone(),
+            since: *since,
             platform: job.platform.as_str(),
         }),
         _ => None,

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use pushgate_providers::{
-    ApnsClient, ApnsCredentials, DeliveryOptions, Expiry, FcmClient, FcmCredentials, NotificationInfo, Outcome,
-    ProviderConfig, Push,
+    ApnsClient, ApnsCredentials, ApnsEnvironment, DeliveryOptions, Expiry, FcmClient, FcmCredentials, NotificationInfo,
+    Outcome, ProviderConfig, Push,
 };
 
 use super::record::NO_PROVIDER;
@@ -83,6 +83,8 @@ pub struct Job {
     pub platform: Platform,
     /// Device token.
     pub token: String,
+    /// The device's APNs environment as stored (`None`: the app's).
+    pub environment: Option<String>,
     /// Registered device, if any (deactivated when the token is dead).
     pub device_id: Option<String>,
     /// Attempts made before this one.
@@ -171,9 +173,8 @@ impl Sender for ProviderSender {
             crate::metrics::provider_in_flight(1.0);
             let outcome = match job.platform {
                 Platform::Ios => match (&clients.apns, job.notification.apns_body()) {
-                    // The app's environment until devices carry theirs to the sender.
                     (Some(Ok(client)), Ok(body)) => {
-                        let push = push.environment(client.environment());
+                        let push = push.environment(apns_environment(job.environment.as_deref(), client));
                         client.send_payload(push, body.clone(), info, opts).await
                     }
                     (Some(Ok(_)), Err(reason)) => Outcome::Rejected { reason: (*reason).to_owned(), status: None },
@@ -188,12 +189,17 @@ impl Sender for ProviderSender {
             };
             crate::metrics::provider_in_flight(-1.0);
             crate::metrics::provider_latency(job.platform.as_str(), started.elapsed());
-            // Until the worker compares Apple's timestamp with the device's
-            // registration, a 410 deactivates as it always did.
-            match outcome {
-                Outcome::Unregistered { reason, status, .. } => Outcome::InvalidToken { reason, status },
-                other => other,
-            }
+            outcome
         })
+    }
+}
+
+/// The APNs host of a device: its stored environment, or the app's when
+/// it has none (a raw token of no registered device, or an unknown value).
+fn apns_environment(stored: Option<&str>, client: &ApnsClient) -> ApnsEnvironment {
+    match stored {
+        Some("sandbox") => ApnsEnvironment::Sandbox,
+        Some("production") => ApnsEnvironment::Production,
+        _ => client.environment(),
     }
 }

@@ -411,6 +411,7 @@ fn job_for(
         app_version,
         platform,
         token: row.token,
+        environment: row.environment,
         device_id: row.device_id,
         attempts: row.attempts,
         notification: notification.clone(),
@@ -424,7 +425,7 @@ fn log_outcome(job: &Job, decision: &Decision) {
     let platform = job.platform.as_str();
     match decision {
         Decision::Delivered { .. } => {}
-        Decision::Failed { reason, status, deactivate: true } => {
+        Decision::Failed { reason, status, deactivate: true, .. } => {
             tracing::info!(app_id = %job.app_id, platform, token = %format!("{token}…"), ?status, reason, "device token is dead");
         }
         Decision::Failed { reason, status, .. } => {

@@ -23,6 +23,8 @@ pub struct ClaimedDelivery {
     pub token: String,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// APNs environment of its device (`None`: the app's).
+    pub environment: Option<String>,
     /// `Pending`; a delivery born `Failed` (no provider) is never sent.
     pub status: DeliveryStatus,
 }
@@ -75,6 +77,9 @@ pub struct DeadToken {
     pub token: String,
     /// Provider reason.
     pub reason: String,
+    /// APNs' `timestamp` of a 410 (ms): a device whose token was registered
+    /// (`updated_at`) after it stays active (the app was reinstalled).
+    pub since: Option<i64>,
     /// `ios` / `android`, for metrics (not stored).
     #[serde(skip)]
     pub platform: &'static str,
@@ -174,13 +179,16 @@ impl ResultSql {
              failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
              cancelled = notification_counts.cancelled + excluded.cancelled"
         );
-        let dead_tokens =
-            d.json_records(dead, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
+        let dead_tokens = d.json_records(
+            dead,
+            &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text"), ("since", "bigint")],
+        );
         // Only the device that still has the dead token: it may have
         // registered a fresh one while the push was in flight.
         let deactivate = format!(
             "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = ${now} \
-             FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active"
+             FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active \
+             AND (v.since IS NULL OR x.updated_at <= v.since)"
         );
         Self { count, deactivate }
     }
@@ -227,7 +235,7 @@ impl Store {
         let sql = format!(
             "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status"
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, ClaimedDelivery>(&sql)
             .bind(now).bind(lease_until).bind(limit).fetch_all(p).await?))

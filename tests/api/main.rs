@@ -9,6 +9,7 @@ mod devices;
 mod groups;
 mod ops;
 mod pipeline;
+mod provider_answers;
 mod retention;
 mod sending;
 mod shutdown;

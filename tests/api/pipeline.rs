@@ -29,6 +29,7 @@ impl Mock {
     /// Points `config` at the stand-ins, with fast retries and polling.
     pub fn configure(&self, config: &mut Config) {
         config.apns_url = Some(self.handle.base_url());
+        config.apns_sandbox_url = Some(self.handle.apns_sandbox_url());
         config.fcm_url = Some(self.handle.base_url());
         config.ca_file = Some(self.ca_file.clone());
         config.retry_base_ms = 20;
@@ -41,6 +42,7 @@ impl Mock {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PUSHGATE_APNS_URL", self.handle.base_url()),
+            ("PUSHGATE_APNS_SANDBOX_URL", self.handle.apns_sandbox_url()),
             ("PUSHGATE_FCM_URL", self.handle.base_url()),
             ("PUSHGATE_CA_FILE", self.ca_file.display().to_string()),
         ]
