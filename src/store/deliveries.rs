@@ -184,11 +184,13 @@ impl ResultSql {
             &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text"), ("since", "bigint")],
         );
         // Only the device that still has the dead token: it may have
-        // registered a fresh one while the push was in flight.
+        // registered a fresh one while the push was in flight. And not one
+        // registered again after Apple's `timestamp` (whole seconds in
+        // practice, hence the second of slack).
         let deactivate = format!(
             "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = ${now} \
              FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active \
-             AND (v.since IS NULL OR x.updated_at <= v.since)"
+             AND (v.since IS NULL OR x.updated_at < v.since + 1000)"
         );
         Self { count, deactivate }
     }
