@@ -2,3 +2,11 @@
 -- The APNs environment of a delivery's device (NULL: the app's), copied
 -- with its token so that retries go to the same host.
 ALTER TABLE deliveries ADD COLUMN environment TEXT;
+
+-- A provider whose credentials are refused is `failing` with the refusal and
+-- since when; NULL: `ok`. Kept apart from `updated_at`, which versions the
+-- credentials themselves.
+ALTER TABLE apps ADD COLUMN apns_error TEXT;
+ALTER TABLE apps ADD COLUMN apns_failing_since BIGINT;
+ALTER TABLE apps ADD COLUMN fcm_error TEXT;
+ALTER TABLE apps ADD COLUMN fcm_failing_since BIGINT;

@@ -1,6 +1,7 @@
 //! Sending one delivery: the [`Sender`] seam the workers call, and its real
 //! implementation over the providers' HTTP/2 clients, cached per app.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use pushgate_providers::{
 };
 
 use super::record::NO_PROVIDER;
-use crate::domain::Platform;
+use crate::domain::{time::now_ms, Platform};
 use crate::store::{Store, StoreResult};
 
 /// A notification as the workers keep it: parsed once, shared by all its
@@ -105,6 +106,15 @@ struct AppClients {
     version: i64,
     apns: Option<Result<Arc<ApnsClient>, String>>,
     fcm: Option<Result<Arc<FcmClient>, String>>,
+    /// Whether each provider (APNs, FCM) is known to refuse the credentials:
+    /// the store is written only when this changes.
+    failing: [AtomicBool; 2],
+}
+
+impl AppClients {
+    fn failing(&self, platform: Platform) -> &AtomicBool {
+        &self.failing[matches!(platform, Platform::Android) as usize]
+    }
 }
 
 /// Sends through APNs and FCM. Clients are created once per app from its
@@ -151,7 +161,8 @@ impl ProviderSender {
         {
             tracing::error!(app_id, error = %err, "stored provider credentials are unusable");
         }
-        let clients = Arc::new(AppClients { version: app.updated_at, apns, fcm });
+        let failing = [AtomicBool::new(app.apns_error.is_some()), AtomicBool::new(app.fcm_error.is_some())];
+        let clients = Arc::new(AppClients { version: app.updated_at, apns, fcm, failing });
         self.clients.insert(app_id.to_string(), clients.clone());
         Ok(Some(clients))
     }
@@ -189,8 +200,35 @@ impl Sender for ProviderSender {
             };
             crate::metrics::provider_in_flight(-1.0);
             crate::metrics::provider_latency(job.platform.as_str(), started.elapsed());
+            self.track_credentials(job, &clients, &outcome).await;
             outcome
         })
+    }
+}
+
+impl ProviderSender {
+    /// Marks the app's provider `failing` when it refuses the credentials,
+    /// and `ok` again when a push goes through: written only on a change.
+    async fn track_credentials(&self, job: &Job, clients: &AppClients, outcome: &Outcome) {
+        let flag = clients.failing(job.platform);
+        let error = match outcome {
+            Outcome::CredentialsFailing { reason, .. } if !flag.swap(true, Ordering::AcqRel) => Some(reason.as_str()),
+            Outcome::Delivered { .. } if flag.swap(false, Ordering::AcqRel) => None,
+            _ => return,
+        };
+        if let Err(e) = self.store.set_provider_error(&job.app_id, job.platform, error, now_ms()).await {
+            // Told again on the next change; the deliveries wait either way.
+            tracing::warn!(app_id = %job.app_id, error = %e, "cannot record the provider's credentials status");
+            flag.store(error.is_none(), Ordering::Release);
+        }
+        match error {
+            Some(reason) => {
+                tracing::error!(app_id = %job.app_id, platform = job.platform.as_str(), reason, "provider refuses the app's credentials")
+            }
+            None => {
+                tracing::info!(app_id = %job.app_id, platform = job.platform.as_str(), "provider accepts the app's credentials again")
+            }
+        }
     }
 }
 

@@ -3,10 +3,12 @@
 //! log, against the stand-ins over TLS + HTTP/2.
 
 use pushgate_mock_providers::Behavior;
-use reqwest::StatusCode;
-use serde_json::json;
+use std::time::{Duration, Instant};
 
-use crate::helpers::Db;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{Db, TestApp, TestAppKeys};
 use crate::pipeline::{self, ios_token, register, wait_final};
 
 async fn sandbox_devices_go_to_the_sandbox_host_on_every_path(db: Db) {
@@ -126,7 +128,116 @@ async fn a_delivery_past_its_expiry_is_expired_without_a_request(db: Db) {
     assert_eq!(mock.handle.attempts(&token), 0, "never sent");
 }
 
+/// `GET /v1/apps/{id}` until `check` holds for its `providers`.
+async fn providers_until(app: &TestApp, keys: &TestAppKeys, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, read) = app.get(&format!("/v1/apps/{}", keys.id), &app.admin_key).await;
+        assert_eq!(status, StatusCode::OK, "{read}");
+        if check(&read["providers"]) {
+            return read["providers"].clone();
+        }
+        assert!(Instant::now() < deadline, "providers not as expected in time: {read}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn refused_credentials_make_the_provider_failing_until_they_work(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |_| {}).await;
+    let key = keys.server_key.clone();
+    let m = &mock.handle;
+    let ios = ios_token("c0de", 1);
+    let ios_id = register(&app, &keys, "ios", &ios, None, &["g"]).await;
+    let android_id = register(&app, &keys, "android", "live-auth", None, &["g"]).await;
+    // APNs 403 InvalidProviderToken; FCM 401 THIRD_PARTY_AUTH_ERROR.
+    m.set_behavior(&ios, Behavior::ThirdPartyAuthError);
+    m.set_behavior("live-auth", Behavior::ThirdPartyAuthError);
+    let providers = providers_until(&app, &keys, |p| p["apns"]["status"] == "ok" && p["fcm"]["status"] == "ok").await;
+    assert_eq!(providers["apns"], json!({"configured": true, "status": "ok"}));
+
+    let (status, res) = app.post("/v1/groups/g/notifications", &key, json!({"notification": {"title": "t"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    let id = res["id"].as_str().expect("id").to_string();
+    let failing =
+        providers_until(&app, &keys, |p| p["apns"]["status"] == "failing" && p["fcm"]["status"] == "failing").await;
+    assert_eq!(failing["apns"]["last_error"], "InvalidProviderToken", "{failing}");
+    assert!(
+        failing["fcm"]["last_error"].as_str().is_some_and(|e| e.starts_with("THIRD_PARTY_AUTH_ERROR")),
+        "{failing}"
+    );
+    assert!(failing["apns"]["since"].is_string(), "{failing}");
+    // The deliveries wait (several attempts, none final) and the devices stay active.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.attempts(&ios) < 3 || m.attempts("live-auth") < 3 {
+        assert!(Instant::now() < deadline, "deliveries are retried while the credentials fail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = pipeline::deliveries(&app, &key, &format!("notification_id={id}")).await;
+    assert!(rows.iter().all(|r| r["status"] == "pending"), "{rows:?}");
+    for device in [&ios_id, &android_id] {
+        let (_, dev) = app.get(&format!("/v1/devices/{device}"), &key).await;
+        assert_eq!(dev["active"], true, "{dev}");
+    }
+
+    // The credentials work again: the deliveries go through, the providers are ok.
+    m.clear_behaviors();
+    let done = wait_final(&app, &keys, &id).await;
+    assert_eq!(done["counts"]["delivered"], 2, "{done}");
+    let providers = providers_until(&app, &keys, |p| p["apns"]["status"] == "ok" && p["fcm"]["status"] == "ok").await;
+    assert!(providers["apns"].get("last_error").is_none(), "{providers}");
+
+    // FCM 403 PERMISSION_DENIED: failing until the credentials are replaced.
+    m.set_behavior("live-auth", Behavior::PermissionDenied);
+    let (status, _) = app.post("/v1/groups/g/notifications", &key, json!({"notification": {"title": "u"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let failing = providers_until(&app, &keys, |p| p["fcm"]["status"] == "failing").await;
+    assert!(failing["fcm"]["last_error"].as_str().is_some_and(|e| e.starts_with("PERMISSION_DENIED")), "{failing}");
+    let fcm = json!({"service_account": m.service_account_json()});
+    let (status, read) = app.patch(&format!("/v1/apps/{}", keys.id), &app.admin_key, json!({"fcm": fcm})).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["providers"]["fcm"], json!({"configured": true, "status": "ok"}), "{read}");
+    m.clear_behaviors();
+}
+
+async fn dead_tokens_are_deactivated_as_the_table_says(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |_| {}).await;
+    let key = keys.server_key.clone();
+    let m = &mock.handle;
+    let now_ms =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let reinstalled = ios_token("c0de", 1);
+    let gone = ios_token("c0de", 2);
+    let other_topic = ios_token("c0de", 3);
+    let mut ids = Vec::new();
+    for t in [&reinstalled, &gone, &other_topic] {
+        ids.push(register(&app, &keys, "ios", t, None, &["g"]).await);
+    }
+    ids.push(register(&app, &keys, "android", "other-sender", None, &["g"]).await);
+    // Apple saw the token dead an hour before it was registered again.
+    m.set_behavior(&reinstalled, Behavior::UnregisteredSince { timestamp_ms: now_ms() - 3_600_000 });
+    m.set_behavior(&gone, Behavior::UnregisteredSince { timestamp_ms: now_ms() + 5_000 });
+    m.set_behavior(&other_topic, Behavior::SenderIdMismatch);
+    m.set_behavior("other-sender", Behavior::SenderIdMismatch);
+    let (status, res) =
+        app.post("/v1/groups/g/notifications?wait=true", &key, json!({"notification": {"title": "t"}})).await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    let results = res["results"].as_array().expect("results");
+    assert!(results.len() == 4 && results.iter().all(|r| r["status"] == "failed"), "{res}");
+    let expect = [
+        (Some(true), None),
+        (Some(false), Some("Unregistered")),
+        (Some(false), Some("DeviceTokenNotForTopic")),
+        (Some(false), Some("SENDER_ID_MISMATCH")),
+    ];
+    for (id, want) in ids.iter().zip(expect) {
+        let (_, dev) = app.get(&format!("/v1/devices/{id}"), &key).await;
+        assert_eq!((dev["active"].as_bool(), dev["deactivated_reason"].as_str()), want, "{dev}");
+    }
+}
+
 crate::store_tests!(
+    refused_credentials_make_the_provider_failing_until_they_work,
+    dead_tokens_are_deactivated_as_the_table_says,
     sandbox_devices_go_to_the_sandbox_host_on_every_path,
     expiry_is_absolute_and_pushes_collapse_by_notification,
     a_delivery_past_its_expiry_is_expired_without_a_request,
