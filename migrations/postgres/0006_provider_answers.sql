@@ -10,3 +10,14 @@ ALTER TABLE apps ADD COLUMN apns_error TEXT;
 ALTER TABLE apps ADD COLUMN apns_failing_since BIGINT;
 ALTER TABLE apps ADD COLUMN fcm_error TEXT;
 ALTER TABLE apps ADD COLUMN fcm_failing_since BIGINT;
+
+-- The APNs provider token of each key, shared by every instance: Apple
+-- refuses a key's token renewed more than once per 20 minutes.
+CREATE TABLE provider_tokens (
+    team_id     TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,              -- of the .p8, so a replaced key gets its own row
+    jwt         TEXT NOT NULL,
+    issued_at   BIGINT NOT NULL,            -- ms
+    PRIMARY KEY (team_id, key_id, fingerprint)
+);

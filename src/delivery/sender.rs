@@ -8,12 +8,14 @@ use bytes::Bytes;
 
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
+use pushgate_providers::apns::ProviderTokenCache;
 use pushgate_providers::{
     ApnsClient, ApnsCredentials, ApnsEnvironment, DeliveryOptions, Expiry, FcmClient, FcmCredentials, NotificationInfo,
     Outcome, ProviderConfig, Push,
 };
 
 use super::record::NO_PROVIDER;
+use super::token_cache::StoreTokenCache;
 use crate::domain::{time::now_ms, Platform};
 use crate::store::{Store, StoreResult};
 
@@ -123,6 +125,8 @@ pub struct ProviderSender {
     store: Store,
     config: ProviderConfig,
     clients: DashMap<String, Arc<AppClients>>,
+    // APNs provider tokens, shared with the other instances through the store.
+    tokens: Arc<dyn ProviderTokenCache>,
     // Builds clients one at a time, so a burst of first sends to a new app
     // creates its connections once.
     building: tokio::sync::Mutex<()>,
@@ -131,7 +135,8 @@ pub struct ProviderSender {
 impl ProviderSender {
     /// A sender reading credentials from `store`.
     pub fn new(store: Store, config: ProviderConfig) -> Self {
-        Self { store, config, clients: DashMap::new(), building: tokio::sync::Mutex::new(()) }
+        let tokens = Arc::new(StoreTokenCache::new(store.clone()));
+        Self { store, config, clients: DashMap::new(), tokens, building: tokio::sync::Mutex::new(()) }
     }
 
     async fn clients(&self, app_id: &str, version: i64) -> StoreResult<Option<Arc<AppClients>>> {
@@ -146,7 +151,9 @@ impl ProviderSender {
         let apns = app.apns.as_deref().map(|json| {
             serde_json::from_str::<ApnsCredentials>(json)
                 .map_err(|e| e.to_string())
-                .and_then(|c| ApnsClient::new(c, &self.config).map_err(|e| e.to_string()))
+                .and_then(|c| {
+                    ApnsClient::with_token_cache(c, &self.config, self.tokens.clone()).map_err(|e| e.to_string())
+                })
                 .map(Arc::new)
         });
         let fcm = app.fcm.as_deref().map(|json| {

@@ -19,7 +19,12 @@ pub struct Mock {
 
 impl Mock {
     pub async fn start() -> Self {
-        let handle = MockServer::start(MockConfig::default()).await.expect("mock providers start");
+        Self::start_with(MockConfig::default()).await
+    }
+
+    /// Stand-ins with `config`.
+    pub async fn start_with(config: MockConfig) -> Self {
+        let handle = MockServer::start(config).await.expect("mock providers start");
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, handle.ca_pem()).expect("write ca.pem");

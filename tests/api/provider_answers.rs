@@ -2,7 +2,7 @@
 //! absolute expiry and collapse ids, every provider answer, the attempts
 //! log, against the stand-ins over TLS + HTTP/2.
 
-use pushgate_mock_providers::Behavior;
+use pushgate_mock_providers::{Behavior, MockConfig};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -235,7 +235,36 @@ async fn dead_tokens_are_deactivated_as_the_table_says(db: Db) {
     }
 }
 
+async fn instances_share_one_apns_provider_token(db: Db) {
+    // Apple's rule on: a key's token may change once per 20 minutes.
+    let config = MockConfig {
+        provider_token_update_window: pushgate_mock_providers::APPLE_TOKEN_UPDATE_WINDOW,
+        ..MockConfig::default()
+    };
+    let mock = pipeline::Mock::start_with(config).await;
+    let first = TestApp::spawn_with(db, |c| mock.configure(c)).await;
+    let keys = first.create_app_with(mock.app_body()).await;
+    let second = first.another_instance().await;
+    let m = &mock.handle;
+    for (n, app) in [&first, &second, &first, &second].into_iter().enumerate() {
+        let token = ios_token("c0de", n);
+        let device = register(app, &keys, "ios", &token, None, &[]).await;
+        let (status, res) = app
+            .post(
+                &format!("/v1/devices/{device}/notifications?wait=true"),
+                &keys.server_key,
+                json!({"notification": {"title": "t"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+        assert_eq!(res["results"][0]["status"], "delivered", "instance {}: {res}", n % 2);
+        assert_eq!(m.attempts(&token), 1, "never refused TooManyProviderTokenUpdates");
+    }
+    assert_eq!(m.apns_jwt_count(), 1, "one provider token for both instances");
+}
+
 crate::store_tests!(
+    instances_share_one_apns_provider_token,
     refused_credentials_make_the_provider_failing_until_they_work,
     dead_tokens_are_deactivated_as_the_table_says,
     sandbox_devices_go_to_the_sandbox_host_on_every_path,
