@@ -21,3 +21,7 @@ CREATE TABLE provider_tokens (
     issued_at   BIGINT NOT NULL,            -- ms
     PRIMARY KEY (team_id, key_id, fingerprint)
 );
+
+-- Every attempt of a delivery, a JSON array appended to by the write-back
+-- itself (no statement of its own); NULL: none yet.
+ALTER TABLE deliveries ADD COLUMN attempts_log TEXT;

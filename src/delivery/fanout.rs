@@ -241,9 +241,9 @@ async fn send_batch(
         }
     }
     let mut dead = Vec::new();
-    for (job, decision) in d.worker.send_reserved(reservation, jobs).await {
-        let Some(decision) = decision else { continue };
-        let (update, dead_token) = record::decided(&job, decision);
+    for (job, sent) in d.worker.send_reserved(reservation, jobs).await {
+        let Some(sent) = sent else { continue };
+        let (update, dead_token) = record::decided(&job, sent.decision, sent.latency_ms);
         dead.extend(dead_token);
         rows.push(NewDeliveryRow {
             device_id: job.device_id.unwrap_or_default(),

@@ -49,6 +49,9 @@ pub struct DeliveryUpdate {
     pub provider_message_id: Option<String>,
     /// When delivered (ms).
     pub delivered_at: Option<i64>,
+    /// This attempt as one JSON object of the `attempts_log`; `None` when
+    /// no provider call was made.
+    pub attempt: Option<String>,
     /// `ios` / `android`, for metrics (not stored).
     #[serde(skip)]
     pub platform: &'static str,
@@ -64,6 +67,7 @@ pub(crate) const RESULT_COLUMNS: &[(&str, &str)] = &[
     ("reason", "text"),
     ("provider_message_id", "text"),
     ("delivered_at", "bigint"),
+    ("attempt", "text"),
 ];
 
 /// A device whose token a provider declared dead.
@@ -116,6 +120,8 @@ pub struct DeliveryRow {
     pub updated_at: i64,
     /// When delivered (ms).
     pub delivered_at: Option<i64>,
+    /// Every attempt, a JSON array (`None`: none).
+    pub attempts_log: Option<String>,
 }
 
 /// Deliveries waiting (all `pending` in the table), by kind.
@@ -150,6 +156,15 @@ pub struct DeliveryFilter {
     pub until: Option<i64>,
     /// Ids below this (the cursor).
     pub before_id: Option<i64>,
+}
+
+/// `column` (a JSON array as text, or NULL) with `v.attempt` appended when
+/// there is one: text operations both dialects share, cheaper than parsing.
+pub(crate) fn append_attempt(column: &str) -> String {
+    format!(
+        "CASE WHEN v.attempt IS NULL THEN {column} \
+         ELSE COALESCE(RTRIM({column}, ']') || ',', '[') || v.attempt || ']' END"
+    )
 }
 
 /// Statements every writer of delivery results shares: counts (tallies in
@@ -275,11 +290,13 @@ impl Store {
     ) -> StoreResult<Vec<String>> {
         let d = self.dialect();
         let results = d.json_records(1, &[&[("id", "bigint")], RESULT_COLUMNS].concat());
+        let append = append_attempt("d.attempts_log");
         let update_deliveries = format!(
             "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
              next_attempt_at = v.next_attempt_at, lease_until = NULL, \
              provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
-             provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
+             provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2, \
+             attempts_log = {append} \
              FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING notification_id, status"
         );
         let updates_json = serde_json::to_string(updates)?;
@@ -378,7 +395,8 @@ impl Store {
     pub async fn list_deliveries(&self, f: &DeliveryFilter, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
         let mut q = Sql::new(
             "SELECT id, app_id, notification_id, device_id, platform, status, attempts, next_attempt_at, \
-             provider_status, reason, provider_message_id, created_at, updated_at, delivered_at FROM deliveries WHERE 1 = 1",
+             provider_status, reason, provider_message_id, created_at, updated_at, delivered_at, attempts_log \
+             FROM deliveries WHERE 1 = 1",
         );
         // Only the filters given become conditions, so each query can use its index.
         if let Some(v) = &f.app_id {

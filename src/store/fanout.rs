@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::deliveries::{ResultSql, Tally, RESULT_COLUMNS};
+use super::deliveries::{append_attempt, ResultSql, Tally, RESULT_COLUMNS};
 use super::notifications::{fanout_param, fanout_source};
 use super::sql::{on_pool, BeginWrite, Pool};
 use super::{DeadToken, DeliveryUpdate, Store, StoreResult};
@@ -153,10 +153,11 @@ impl Store {
             format!(
                 "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, \
                  attempts, next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, \
-                 delivered_at) \
+                 delivered_at, attempts_log) \
                  SELECT ${app}, ${id}, v.device_id, v.platform, v.token, v.environment, v.next_status, v.inc, \
                  v.next_attempt_at, \
-                 v.provider_status, v.reason, v.provider_message_id, ${now}, ${now}, v.delivered_at FROM {records}"
+                 v.provider_status, v.reason, v.provider_message_id, ${now}, ${now}, v.delivered_at, {log} FROM {records}",
+                log = append_attempt("CAST(NULL AS TEXT)")
             )
         };
         let tallies = serde_json::to_string(&Tally::of(rows.iter().map(|r| (job.id.as_str(), r.update.status))))?;

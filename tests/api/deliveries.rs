@@ -122,6 +122,7 @@ async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
                     reason: None,
                     provider_message_id: Some("before-the-crash".into()),
                     delivered_at: Some(now),
+                    attempt: None,
                     platform: "android",
                 },
             })

@@ -95,6 +95,23 @@ async fn expiry_is_absolute_and_pushes_collapse_by_notification(db: Db) {
     let left: u64 = ttl.trim_end_matches('s').parse().expect("ttl seconds");
     assert!(left <= 600 && left > 590, "what remains of the ttl: {ttl}");
 
+    // The delivery log keeps every attempt, not only the last.
+    let rows = pipeline::deliveries(&app, &key, &format!("notification_id={id}")).await;
+    let mut logs: Vec<Vec<Option<i64>>> = rows
+        .iter()
+        .map(|r| {
+            let log = r["attempts_log"].as_array().expect("attempts_log");
+            for a in log {
+                assert!(a["at"].is_string() && a["latency_ms"].is_u64(), "{a}");
+            }
+            log.iter().map(|a| a["provider_status"].as_i64()).collect()
+        })
+        .collect();
+    logs.sort();
+    assert_eq!(logs, [vec![Some(200)], vec![Some(200)], vec![Some(429), Some(200)]], "{rows:?}");
+    let throttled = rows.iter().find(|r| r["attempts"] == 2).expect("retried row");
+    assert_eq!(throttled["attempts_log"][0]["reason"], "TooManyRequests", "{throttled}");
+
     // A collapse key, when given, is the collapse id.
     let body = json!({"notification": {"title": "t"}, "options": {"collapse_key": "score"}});
     let (status, _) = app.post("/v1/groups/g/notifications?wait=true", &key, body).await;
