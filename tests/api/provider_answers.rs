@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{Db, TestApp, TestAppKeys};
+use crate::helpers::{assert_error, Db, TestApp, TestAppKeys};
 use crate::pipeline::{self, ios_token, register, wait_final};
 
 async fn sandbox_devices_go_to_the_sandbox_host_on_every_path(db: Db) {
@@ -280,7 +280,43 @@ async fn instances_share_one_apns_provider_token(db: Db) {
     assert_eq!(m.apns_jwt_count(), 1, "one provider token for both instances");
 }
 
+async fn strict_input_names_the_refused_field(db: Db) {
+    let (app, _mock, keys) = pipeline::start(db, |_| {}).await;
+    let key = keys.server_key.clone();
+    let device = register(&app, &keys, "android", "live-strict", None, &[]).await;
+    let path = format!("/v1/devices/{device}/notifications");
+    let note = json!({"title": "t"});
+    let cases = [
+        (json!({"notification": note, "ttl": 60}), "ttl"),
+        (json!({"notification": {"title": "t", "titel": "x"}}), "notification.titel"),
+        (json!({"notification": note, "options": {"ttl": 60}}), "options.ttl"),
+        (json!({"notification": note, "options": {"ttl_seconds": 2_419_201}}), "options.ttl_seconds"),
+        (json!({"notification": note, "options": {"priority": "urgent"}}), "options.priority"),
+        (json!({"notification": {"title": "t", "fcm": {"topic": "news"}}}), "notification.fcm.topic"),
+    ];
+    for (body, field) in cases {
+        let (status, err) = app.post(&path, &key, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+        assert_error(&err, "invalid_field", Some(field));
+    }
+    let to = json!({"device_ids": [device]});
+    let (status, err) =
+        app.post("/v1/notifications", &key, json!({"to": to, "notification": note, "options": {"prio": 1}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_error(&err, "invalid_field", Some("options.prio"));
+    let (status, err) =
+        app.post("/v1/devices", &key, json!({"platform": "android", "token": "t-x", "user": "u"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_error(&err, "invalid_field", Some("user"));
+    // The limits themselves are accepted.
+    for options in [json!({"ttl_seconds": 0, "priority": "low"}), json!({"ttl_seconds": 2_419_200})] {
+        let (status, res) = app.post(&path, &key, json!({"notification": note, "options": options})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    }
+}
+
 crate::store_tests!(
+    strict_input_names_the_refused_field,
     instances_share_one_apns_provider_token,
     refused_credentials_make_the_provider_failing_until_they_work,
     dead_tokens_are_deactivated_as_the_table_says,
