@@ -315,7 +315,33 @@ async fn strict_input_names_the_refused_field(db: Db) {
     }
 }
 
+async fn deleting_a_device_cancels_its_queued_deliveries(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |_| {}).await;
+    let key = keys.server_key.clone();
+    let device = register(&app, &keys, "android", "r503-gone", None, &[]).await;
+    // Always 503: the delivery stays queued for a retry.
+    mock.handle.set_behavior("r503-gone", Behavior::Status { status: 503, retry_after: Some(60), times: 1_000 });
+    let (status, res) =
+        app.post(&format!("/v1/devices/{device}/notifications"), &key, json!({"notification": {"title": "t"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    let id = res["id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.handle.attempts("r503-gone") == 0 {
+        assert!(Instant::now() < deadline, "first attempt made");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = app.delete(&format!("/v1/devices/{device}"), &key).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let done = wait_final(&app, &keys, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["counts"]["cancelled"], 1, "{done}");
+    let rows = pipeline::deliveries(&app, &key, &format!("notification_id={id}")).await;
+    assert_eq!(rows[0]["status"], "cancelled", "{rows:?}");
+}
+
 crate::store_tests!(
+    deleting_a_device_cancels_its_queued_deliveries,
     strict_input_names_the_refused_field,
     instances_share_one_apns_provider_token,
     refused_credentials_make_the_provider_failing_until_they_work,
