@@ -59,8 +59,10 @@ pub struct Config {
     pub database_url: String,
     /// The admin key; generated and printed once when unset.
     pub admin_key: Option<String>,
-    /// Base URL for APNs requests (default: Apple's host for the app's environment).
+    /// Base URL for APNs requests to production devices (default: Apple's production host).
     pub apns_url: Option<String>,
+    /// Base URL for APNs requests to sandbox devices (default: Apple's sandbox host).
+    pub apns_sandbox_url: Option<String>,
     /// Base URL for FCM v1 requests (default: Google's host).
     pub fcm_url: Option<String>,
     /// Extra PEM root certificates trusted for provider connections.
@@ -127,6 +129,7 @@ impl Default for Config {
             database_url: "sqlite://pushgate.db".into(),
             admin_key: None,
             apns_url: None,
+            apns_sandbox_url: None,
             fcm_url: None,
             ca_file: None,
             body_limit: 1024 * 1024,

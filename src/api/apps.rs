@@ -75,11 +75,36 @@ struct UpdateApp {
     socket: Option<SocketSettings>,
 }
 
-/// Which providers an app can reach; credentials are never echoed.
+/// Which providers an app can reach, and whether they accept its
+/// credentials; credentials are never echoed.
 #[derive(Serialize, ToSchema)]
 struct Providers {
-    apns: bool,
-    fcm: bool,
+    apns: ProviderState,
+    fcm: ProviderState,
+}
+
+/// One provider of an app.
+#[derive(Serialize, ToSchema)]
+struct ProviderState {
+    /// Credentials are stored.
+    configured: bool,
+    /// `ok`, or `failing` while the provider refuses the credentials
+    /// (absent when not configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    /// The provider's refusal, while failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    /// Since when it fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<Timestamp>,
+}
+
+impl ProviderState {
+    fn of(configured: bool, error: Option<String>, since: Option<i64>) -> Self {
+        let status = configured.then_some(if error.is_some() { "failing" } else { "ok" });
+        Self { configured, status, last_error: error, since: since.map(Timestamp) }
+    }
 }
 
 /// An app as shown to the admin.
@@ -105,7 +130,10 @@ struct AppView {
 impl From<AppRow> for AppView {
     fn from(row: AppRow) -> Self {
         Self {
-            providers: Providers { apns: row.apns.is_some(), fcm: row.fcm.is_some() },
+            providers: Providers {
+                apns: ProviderState::of(row.apns.is_some(), row.apns_error, row.apns_failing_since),
+                fcm: ProviderState::of(row.fcm.is_some(), row.fcm_error, row.fcm_failing_since),
+            },
             identity: IdentityMode::parse(&row.identity),
             socket: SocketSettings { client_relay: ClientRelay::parse(&row.client_relay) },
             id: row.id,

@@ -63,12 +63,17 @@ struct DeliveryView {
     created_at: Timestamp,
     updated_at: Timestamp,
     delivered_at: Option<Timestamp>,
+    /// Every attempt, oldest first: `{at, provider_status, reason, latency_ms}`.
+    #[schema(value_type = Vec<Object>)]
+    attempts_log: Vec<serde_json::Value>,
 }
 
 impl From<DeliveryRow> for DeliveryView {
     fn from(r: DeliveryRow) -> Self {
         Self {
             id: r.id.to_string(),
+            // Written by the gateway only; unreadable text shows as no attempts.
+            attempts_log: r.attempts_log.as_deref().and_then(|log| serde_json::from_str(log).ok()).unwrap_or_default(),
             next_attempt_at: (r.status == DeliveryStatus::Pending).then_some(Timestamp(r.next_attempt_at)),
             app_id: r.app_id,
             notification_id: r.notification_id,

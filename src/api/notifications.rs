@@ -17,7 +17,7 @@ use super::json::{Json, Query};
 use super::reader::Reader;
 use crate::auth::Auth;
 use crate::delivery::{Idempotency, NewSend, Submitted};
-use crate::domain::{names, time, time::Timestamp, Target};
+use crate::domain::{json, names, time, time::Timestamp, Target};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::{NotificationRow, NotificationStatus};
@@ -40,11 +40,11 @@ struct SendBody {
     /// NotificationInfo: title, body (or message), data, action, object, sound, badge, image,
     /// category, thread_id, channel_id, silent, apns, fcm.
     #[schema(value_type = Object)]
-    notification: NotificationInfo,
-    /// `{priority: high|normal, ttl_seconds, collapse_key, send_at}`.
+    notification: Value,
+    /// `{priority: high|normal|low, ttl_seconds: 0…2419200, collapse_key, send_at}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    options: Option<DeliveryOptions>,
+    options: Option<Value>,
 }
 
 /// Body of `POST /v1/notifications`.
@@ -55,11 +55,13 @@ struct SendToBody {
     /// `{tokens: [{platform, token}]}`, `{all: true}`.
     #[schema(value_type = Object)]
     to: Value,
+    /// As in the device and group sends.
     #[schema(value_type = Object)]
-    notification: NotificationInfo,
+    notification: Value,
+    /// `{priority: high|normal|low, ttl_seconds: 0…2419200, collapse_key, send_at}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    options: Option<DeliveryOptions>,
+    options: Option<Value>,
 }
 
 /// `?wait=true&timeout_ms=`.
@@ -189,6 +191,42 @@ async fn send_to_group(
     accept(&st, &app_id, Target::Group(name), req.notification, req.options, &headers, hash, wait).await
 }
 
+/// The fields of a `notification` (`message` is `body`'s other name; `id` is the gateway's).
+const NOTIFICATION_FIELDS: &[&str] = &[
+    "title",
+    "body",
+    "message",
+    "data",
+    "action",
+    "object",
+    "sound",
+    "badge",
+    "image",
+    "category",
+    "thread_id",
+    "channel_id",
+    "silent",
+    "apns",
+    "fcm",
+];
+/// The fields of `options`.
+const OPTION_FIELDS: &[&str] = &["priority", "ttl_seconds", "collapse_key", "send_at"];
+/// FCM's longest TTL (28 days), the longest any provider keeps a push.
+const MAX_TTL_SECONDS: u32 = 2_419_200;
+
+/// Parses `value` as `T` with unknown fields refused by name (a misspelt
+/// `ttl` must not be silently ignored): the providers' types accept unknown
+/// fields, stored notifications being read back by newer versions.
+fn strict<T: serde::de::DeserializeOwned>(value: Value, prefix: &str, known: &[&str]) -> ApiResult<T> {
+    let Some(fields) = value.as_object() else {
+        return Err(ApiError::field(prefix, format!("{prefix} must be an object")));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::field(format!("{prefix}.{unknown}"), format!("unknown field `{unknown}`")));
+    }
+    Ok(json::from_value(value).map_err(|e| e.within(prefix))?)
+}
+
 /// Hands a parsed send to the pipeline and answers: 202 once committed,
 /// or with `wait=true` 200 and the results once every delivery is final.
 #[allow(clippy::too_many_arguments)]
@@ -196,8 +234,8 @@ async fn accept(
     st: &AppState,
     app_id: &str,
     target: Target,
-    info: NotificationInfo,
-    options: Option<DeliveryOptions>,
+    info: Value,
+    options: Option<Value>,
     headers: &HeaderMap,
     hash: Option<String>,
     wait: WaitQuery,
@@ -205,7 +243,14 @@ async fn accept(
     st.send_limit
         .check(app_id, std::time::Instant::now())
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-    let options = options.unwrap_or_default();
+    let info: NotificationInfo = strict(info, "notification", NOTIFICATION_FIELDS)?;
+    let options: DeliveryOptions = match options {
+        Some(v) => strict(v, "options", OPTION_FIELDS)?,
+        None => DeliveryOptions::default(),
+    };
+    if options.ttl_seconds.is_some_and(|ttl| ttl > MAX_TTL_SECONDS) {
+        return Err(ApiError::field("options.ttl_seconds", format!("ttl_seconds is 0…{MAX_TTL_SECONDS}")));
+    }
     let send_at = match &options.send_at {
         Some(s) => Some(
             time::parse_rfc3339(s)

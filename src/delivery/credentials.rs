@@ -36,9 +36,7 @@ pub fn provider_config(cfg: &Config) -> Result<ProviderConfig, std::io::Error> {
     let extra_root_pem = cfg.ca_file.as_ref().map(std::fs::read).transpose()?;
     Ok(ProviderConfig {
         apns_base_url: cfg.apns_url.clone(),
-        // One configured APNs URL serves both environments, as before,
-        // until the gateway reads PUSHGATE_APNS_SANDBOX_URL.
-        apns_sandbox_base_url: cfg.apns_url.clone(),
+        apns_sandbox_base_url: cfg.apns_sandbox_url.clone(),
         fcm_base_url: cfg.fcm_url.clone(),
         extra_root_pem,
         request_timeout: Duration::from_millis(cfg.provider_timeout_ms.max(1)),
@@ -50,7 +48,7 @@ pub fn provider_config(cfg: &Config) -> Result<ProviderConfig, std::io::Error> {
 fn client_check_config(cfg: &Config) -> ProviderConfig {
     provider_config(cfg).unwrap_or_else(|_| ProviderConfig {
         apns_base_url: cfg.apns_url.clone(),
-        apns_sandbox_base_url: cfg.apns_url.clone(),
+        apns_sandbox_base_url: cfg.apns_sandbox_url.clone(),
         fcm_base_url: cfg.fcm_url.clone(),
         ..ProviderConfig::default()
     })

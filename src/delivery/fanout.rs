@@ -226,6 +226,7 @@ async fn send_batch(
                 app_version: ctx.app_version,
                 platform,
                 token: device.token,
+                environment: device.environment,
                 device_id: Some(device.id),
                 attempts: 0,
                 notification: n.clone(),
@@ -235,18 +236,20 @@ async fn send_batch(
                 device_id: device.id,
                 platform_name: device.platform,
                 token: device.token,
+                environment: device.environment,
             }),
         }
     }
     let mut dead = Vec::new();
-    for (job, decision) in d.worker.send_reserved(reservation, jobs).await {
-        let Some(decision) = decision else { continue };
-        let (update, dead_token) = record::decided(&job, decision);
+    for (job, sent) in d.worker.send_reserved(reservation, jobs).await {
+        let Some(sent) = sent else { continue };
+        let (update, dead_token) = record::decided(&job, sent.decision, sent.latency_ms);
         dead.extend(dead_token);
         rows.push(NewDeliveryRow {
             device_id: job.device_id.unwrap_or_default(),
             platform_name: job.platform.as_str().to_string(),
             token: job.token,
+            environment: job.environment,
             update,
         });
     }

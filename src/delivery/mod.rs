@@ -13,6 +13,7 @@ pub mod retention;
 pub mod retry;
 pub mod sender;
 mod submit;
+pub mod token_cache;
 mod worker;
 
 use std::sync::Arc;

@@ -9,13 +9,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::retry::{self, Decision};
-use super::sender::{Job, Prepared};
+use super::sender::{Job, Prepared, NO_PROVIDER};
 use super::Signals;
-use crate::domain::{time::now_ms, Platform};
+use crate::domain::{time::now_ms, time::Timestamp, Platform};
 use crate::store::{DeadToken, DeliveryStatus, DeliveryUpdate, Providers, StoreResult};
-
-/// The reason of deliveries to a platform the app has no credentials for.
-pub const NO_PROVIDER: &str = "no_provider";
 
 /// Attempts at writing results before giving up on them.
 const WRITE_ATTEMPTS: u32 = 8;
@@ -55,6 +52,7 @@ impl Unsent {
             reason: reason.map(str::to_owned),
             provider_message_id: None,
             delivered_at: None,
+            attempt: None,
         }
     }
 }
@@ -82,18 +80,19 @@ pub(super) fn sendable(
 
 /// The delivery update of a decided job, and its device to deactivate
 /// when the provider declared the token dead.
-pub(super) fn decided(job: &Job, decision: Decision) -> (DeliveryUpdate, Option<DeadToken>) {
+pub(super) fn decided(job: &Job, decision: Decision, latency_ms: u64) -> (DeliveryUpdate, Option<DeadToken>) {
     let dead = match &decision {
-        Decision::Failed { deactivate: true, reason, .. } => job.device_id.as_ref().map(|device_id| DeadToken {
+        Decision::Failed { deactivate: true, reason, since, .. } => job.device_id.as_ref().map(|device_id| DeadToken {
             app_id: job.app_id.clone(),
             device_id: device_id.clone(),
             token: job.token.clone(),
             reason: reason.clone(),
+            since: *since,
             platform: job.platform.as_str(),
         }),
         _ => None,
     };
-    (update_for(job.delivery_id, job.platform.as_str(), decision, now_ms()), dead)
+    (update_for(job.delivery_id, job.platform.as_str(), decision, now_ms(), latency_ms), dead)
 }
 
 /// Writes results with `write`, retrying a failing store for a while with
@@ -152,7 +151,19 @@ fn platform_name(platform: &str) -> &'static str {
     Platform::parse(platform).map_or("unknown", Platform::as_str)
 }
 
-fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64) -> DeliveryUpdate {
+fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64, latency_ms: u64) -> DeliveryUpdate {
+    let update = update_of(id, platform, decision, now);
+    let attempt = serde_json::json!({
+        "at": Timestamp(now),
+        "provider_status": update.provider_status,
+        "reason": update.reason,
+        "latency_ms": latency_ms,
+    });
+    DeliveryUpdate { attempt: Some(attempt.to_string()), ..update }
+}
+
+/// The update of `decision`, without its attempt.
+fn update_of(id: i64, platform: &'static str, decision: Decision, now: i64) -> DeliveryUpdate {
     let status_of = |s: Option<u16>| s.map(i32::from);
     let base = DeliveryUpdate {
         id,
@@ -164,6 +175,7 @@ fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64) -> 
         reason: None,
         provider_message_id: None,
         delivered_at: None,
+        attempt: None,
     };
     match decision {
         Decision::Delivered { provider_message_id, status } => DeliveryUpdate {

@@ -3,7 +3,7 @@
 //! clamped), bounded by the notification's TTL and `max_attempts`. Pure, so
 //! time and randomness are arguments.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use pushgate_providers::Outcome;
 
@@ -53,6 +53,9 @@ pub enum Decision {
         status: Option<u16>,
         /// The token is dead: deactivate the device.
         deactivate: bool,
+        /// APNs' `timestamp` of a 410 (ms): the device is deactivated only
+        /// if its token was not registered again after it.
+        since: Option<i64>,
     },
     /// The TTL passed before the notification could be delivered.
     Expired {
@@ -84,11 +87,31 @@ pub fn decide(
 ) -> Decision {
     match outcome {
         Outcome::Delivered { provider_message_id, status } => Decision::Delivered { provider_message_id, status },
-        Outcome::InvalidToken { reason, status } => Decision::Failed { reason, status: Some(status), deactivate: true },
-        Outcome::Rejected { reason, status } => Decision::Failed { reason, status, deactivate: false },
+        Outcome::InvalidToken { reason, status } => {
+            Decision::Failed { reason, status: Some(status), deactivate: true, since: None }
+        }
+        Outcome::Unregistered { reason, status, since } => {
+            let since = since.map(|t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
+            Decision::Failed { reason, status: Some(status), deactivate: true, since }
+        }
+        Outcome::Rejected { reason, status } => Decision::Failed { reason, status, deactivate: false, since: None },
+        // Not this delivery's fault: it waits for the app's credentials to
+        // work again, with backoff, until its expiry (not `max_attempts`:
+        // failing one by one is what this answer must not do).
+        Outcome::CredentialsFailing { reason, status, after } => {
+            let delay = match after {
+                Some(after) => clamp_retry_after(after, policy.max_ms).max(policy.backoff_ms(attempts, jitter)),
+                None => policy.backoff_ms(attempts, jitter),
+            };
+            let at = now.saturating_add(delay as i64);
+            if expires_at.is_some_and(|end| at > end) {
+                return Decision::Expired { reason: Some(reason), status };
+            }
+            Decision::Retry { at, reason, status }
+        }
         Outcome::Retry { after, reason, status } => {
             if attempts >= policy.max_attempts {
-                return Decision::Failed { reason, status, deactivate: false };
+                return Decision::Failed { reason, status, deactivate: false, since: None };
             }
             let delay = match after {
                 Some(after) => clamp_retry_after(after, policy.max_ms),
@@ -106,6 +129,7 @@ pub fn decide(
             reason: other.reason().unwrap_or("unknown outcome").to_string(),
             status: other.status(),
             deactivate: false,
+            since: None,
         },
     }
 }
@@ -167,7 +191,16 @@ mod tests {
         let dead = Outcome::InvalidToken { reason: "Unregistered".into(), status: 410 };
         assert_eq!(
             decide(dead, 1, 0, None, &POLICY, 0.5),
-            Decision::Failed { reason: "Unregistered".into(), status: Some(410), deactivate: true }
+            Decision::Failed { reason: "Unregistered".into(), status: Some(410), deactivate: true, since: None }
+        );
+        let at = UNIX_EPOCH + Duration::from_millis(5_000);
+        let gone = Outcome::Unregistered { reason: "Unregistered".into(), status: 410, since: Some(at) };
+        assert!(matches!(decide(gone, 1, 0, None, &POLICY, 0.5), Decision::Failed { since: Some(5_000), .. }));
+        let refused =
+            Outcome::CredentialsFailing { reason: "InvalidProviderToken".into(), status: Some(403), after: None };
+        assert!(
+            matches!(decide(refused, 9, 0, None, &POLICY, 0.5), Decision::Retry { .. }),
+            "refused credentials wait past max_attempts"
         );
         let ok = Outcome::Delivered { provider_message_id: Some("m".into()), status: 200 };
         assert!(matches!(decide(ok, 1, 0, None, &POLICY, 0.5), Decision::Delivered { .. }));

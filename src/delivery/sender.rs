@@ -1,20 +1,25 @@
 //! Sending one delivery: the [`Sender`] seam the workers call, and its real
 //! implementation over the providers' HTTP/2 clients, cached per app.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
+use pushgate_providers::apns::ProviderTokenCache;
 use pushgate_providers::{
-    ApnsClient, ApnsCredentials, DeliveryOptions, Expiry, FcmClient, FcmCredentials, NotificationInfo, Outcome,
-    ProviderConfig, Push,
+    ApnsClient, ApnsCredentials, ApnsEnvironment, DeliveryOptions, Expiry, FcmClient, FcmCredentials, NotificationInfo,
+    Outcome, ProviderConfig, Push,
 };
 
-use super::record::NO_PROVIDER;
-use crate::domain::Platform;
+use super::token_cache::StoreTokenCache;
+use crate::domain::{time::now_ms, Platform};
 use crate::store::{Store, StoreResult};
+
+/// The reason of deliveries to a platform the app has no credentials for.
+pub const NO_PROVIDER: &str = "no_provider";
 
 /// A notification as the workers keep it: parsed once, shared by all its
 /// deliveries.
@@ -83,6 +88,8 @@ pub struct Job {
     pub platform: Platform,
     /// Device token.
     pub token: String,
+    /// The device's APNs environment as stored (`None`: the app's).
+    pub environment: Option<String>,
     /// Registered device, if any (deactivated when the token is dead).
     pub device_id: Option<String>,
     /// Attempts made before this one.
@@ -103,6 +110,15 @@ struct AppClients {
     version: i64,
     apns: Option<Result<Arc<ApnsClient>, String>>,
     fcm: Option<Result<Arc<FcmClient>, String>>,
+    /// Whether each provider (APNs, FCM) is known to refuse the credentials:
+    /// the store is written only when this changes.
+    failing: [AtomicBool; 2],
+}
+
+impl AppClients {
+    fn failing(&self, platform: Platform) -> &AtomicBool {
+        &self.failing[matches!(platform, Platform::Android) as usize]
+    }
 }
 
 /// Sends through APNs and FCM. Clients are created once per app from its
@@ -111,6 +127,8 @@ pub struct ProviderSender {
     store: Store,
     config: ProviderConfig,
     clients: DashMap<String, Arc<AppClients>>,
+    // APNs provider tokens, shared with the other instances through the store.
+    tokens: Arc<dyn ProviderTokenCache>,
     // Builds clients one at a time, so a burst of first sends to a new app
     // creates its connections once.
     building: tokio::sync::Mutex<()>,
@@ -119,7 +137,8 @@ pub struct ProviderSender {
 impl ProviderSender {
     /// A sender reading credentials from `store`.
     pub fn new(store: Store, config: ProviderConfig) -> Self {
-        Self { store, config, clients: DashMap::new(), building: tokio::sync::Mutex::new(()) }
+        let tokens = Arc::new(StoreTokenCache::new(store.clone()));
+        Self { store, config, clients: DashMap::new(), tokens, building: tokio::sync::Mutex::new(()) }
     }
 
     async fn clients(&self, app_id: &str, version: i64) -> StoreResult<Option<Arc<AppClients>>> {
@@ -134,7 +153,9 @@ impl ProviderSender {
         let apns = app.apns.as_deref().map(|json| {
             serde_json::from_str::<ApnsCredentials>(json)
                 .map_err(|e| e.to_string())
-                .and_then(|c| ApnsClient::new(c, &self.config).map_err(|e| e.to_string()))
+                .and_then(|c| {
+                    ApnsClient::with_token_cache(c, &self.config, self.tokens.clone()).map_err(|e| e.to_string())
+                })
                 .map(Arc::new)
         });
         let fcm = app.fcm.as_deref().map(|json| {
@@ -149,7 +170,8 @@ impl ProviderSender {
         {
             tracing::error!(app_id, error = %err, "stored provider credentials are unusable");
         }
-        let clients = Arc::new(AppClients { version: app.updated_at, apns, fcm });
+        let failing = [AtomicBool::new(app.apns_error.is_some()), AtomicBool::new(app.fcm_error.is_some())];
+        let clients = Arc::new(AppClients { version: app.updated_at, apns, fcm, failing });
         self.clients.insert(app_id.to_string(), clients.clone());
         Ok(Some(clients))
     }
@@ -171,9 +193,8 @@ impl Sender for ProviderSender {
             crate::metrics::provider_in_flight(1.0);
             let outcome = match job.platform {
                 Platform::Ios => match (&clients.apns, job.notification.apns_body()) {
-                    // The app's environment until devices carry theirs to the sender.
                     (Some(Ok(client)), Ok(body)) => {
-                        let push = push.environment(client.environment());
+                        let push = push.environment(apns_environment(job.environment.as_deref(), client));
                         client.send_payload(push, body.clone(), info, opts).await
                     }
                     (Some(Ok(_)), Err(reason)) => Outcome::Rejected { reason: (*reason).to_owned(), status: None },
@@ -188,12 +209,44 @@ impl Sender for ProviderSender {
             };
             crate::metrics::provider_in_flight(-1.0);
             crate::metrics::provider_latency(job.platform.as_str(), started.elapsed());
-            // Until the worker compares Apple's timestamp with the device's
-            // registration, a 410 deactivates as it always did.
-            match outcome {
-                Outcome::Unregistered { reason, status, .. } => Outcome::InvalidToken { reason, status },
-                other => other,
-            }
+            self.track_credentials(job, &clients, &outcome).await;
+            outcome
         })
+    }
+}
+
+impl ProviderSender {
+    /// Marks the app's provider `failing` when it refuses the credentials,
+    /// and `ok` again when a push goes through: written only on a change.
+    async fn track_credentials(&self, job: &Job, clients: &AppClients, outcome: &Outcome) {
+        let flag = clients.failing(job.platform);
+        let error = match outcome {
+            Outcome::CredentialsFailing { reason, .. } if !flag.swap(true, Ordering::AcqRel) => Some(reason.as_str()),
+            Outcome::Delivered { .. } if flag.swap(false, Ordering::AcqRel) => None,
+            _ => return,
+        };
+        if let Err(e) = self.store.set_provider_error(&job.app_id, job.platform, error, now_ms()).await {
+            // Told again on the next change; the deliveries wait either way.
+            tracing::warn!(app_id = %job.app_id, error = %e, "cannot record the provider's credentials status");
+            flag.store(error.is_none(), Ordering::Release);
+        }
+        match error {
+            Some(reason) => {
+                tracing::error!(app_id = %job.app_id, platform = job.platform.as_str(), reason, "provider refuses the app's credentials")
+            }
+            None => {
+                tracing::info!(app_id = %job.app_id, platform = job.platform.as_str(), "provider accepts the app's credentials again")
+            }
+        }
+    }
+}
+
+/// The APNs host of a device: its stored environment, or the app's when
+/// it has none (a raw token of no registered device, or an unknown value).
+fn apns_environment(stored: Option<&str>, client: &ApnsClient) -> ApnsEnvironment {
+    match stored {
+        Some("sandbox") => ApnsEnvironment::Sandbox,
+        Some("production") => ApnsEnvironment::Production,
+        _ => client.environment(),
     }
 }

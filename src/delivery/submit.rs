@@ -79,7 +79,7 @@ pub enum DeliveryError {
     #[error("{message}")]
     InvalidField {
         /// The offending field.
-        field: &'static str,
+        field: String,
         /// What is wrong with it.
         message: String,
     },
@@ -242,17 +242,19 @@ impl Delivery {
 /// Refuses what no provider would accept: over the size limits, or a field
 /// a payload cannot carry.
 fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> Result<(), DeliveryError> {
+    // The field the providers name (a raw merge's `topic`, an alert added
+    // to a background push, the collapse key), else the raw object.
     let refused = |e: PayloadError, raw_field: &'static str| match e {
         PayloadError::TooLarge { .. } => DeliveryError::PayloadTooLarge(e.to_string()),
-        PayloadError::CollapseIdTooLong { .. } => {
-            DeliveryError::InvalidField { field: "options.collapse_key", message: e.to_string() }
-        }
-        other => DeliveryError::InvalidField { field: raw_field, message: other.to_string() },
+        other => DeliveryError::InvalidField {
+            field: other.field().unwrap_or(raw_field).to_owned(),
+            message: other.to_string(),
+        },
     };
     // The collapse key becomes the `apns-collapse-id` header.
     if let Some(key) = &options.collapse_key {
         crate::domain::names::printable("options.collapse_key", key)
-            .map_err(|e| DeliveryError::InvalidField { field: "options.collapse_key", message: e.message })?;
+            .map_err(|e| DeliveryError::InvalidField { field: "options.collapse_key".into(), message: e.message })?;
     }
     pushgate_providers::apns::payload::build(info, options).map_err(|e| refused(e, "notification.apns"))?;
     pushgate_providers::fcm::message::build("token", info, options).map_err(|e| refused(e, "notification.fcm"))?;
@@ -261,5 +263,6 @@ fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> Result<(
 
 /// The stored JSON of `value`.
 fn to_json(field: &'static str, value: &impl serde::Serialize) -> Result<String, DeliveryError> {
-    serde_json::to_string(value).map_err(|e| DeliveryError::InvalidField { field, message: e.to_string() })
+    serde_json::to_string(value)
+        .map_err(|e| DeliveryError::InvalidField { field: field.to_owned(), message: e.to_string() })
 }

@@ -38,6 +38,15 @@ pub struct Reservation {
     pub lease_until: i64,
 }
 
+/// What became of one job sent: the decision on the provider's answer and
+/// how long the provider took.
+pub(super) struct Sent {
+    /// What follows.
+    pub(super) decision: Decision,
+    /// The provider call's duration.
+    pub(super) latency_ms: u64,
+}
+
 /// Results of one batch, for the writer.
 #[derive(Default)]
 struct Finished {
@@ -118,7 +127,7 @@ impl Worker {
 
     /// Sends `jobs` under `reservation` to the end, shutdown or not (the
     /// fan-out records every batch it started), and decides each outcome.
-    pub(super) async fn send_reserved(&self, reservation: Reservation, jobs: Vec<Job>) -> Vec<(Job, Option<Decision>)> {
+    pub(super) async fn send_reserved(&self, reservation: Reservation, jobs: Vec<Job>) -> Vec<(Job, Option<Sent>)> {
         self.send_jobs(jobs, reservation.permit, &CancellationToken::new()).await
     }
 
@@ -226,11 +235,11 @@ impl Worker {
     ) {
         let mut done = Finished { updates, ..Finished::default() };
         for (job, decision) in self.send_jobs(jobs, permit, &cancel).await {
-            let Some(decision) = decision else {
+            let Some(sent) = decision else {
                 done.released.push(job.delivery_id);
                 continue;
             };
-            let (update, dead) = record::decided(&job, decision);
+            let (update, dead) = record::decided(&job, sent.decision, sent.latency_ms);
             done.updates.push(update);
             done.dead.extend(dead);
         }
@@ -247,7 +256,7 @@ impl Worker {
         jobs: Vec<Job>,
         mut permit: OwnedSemaphorePermit,
         cancel: &CancellationToken,
-    ) -> Vec<(Job, Option<Decision>)> {
+    ) -> Vec<(Job, Option<Sent>)> {
         let sender = self.sender.clone();
         let width = jobs.len().max(1);
         let mut decided = Vec::with_capacity(jobs.len());
@@ -256,12 +265,13 @@ impl Worker {
                 let sender = sender.clone();
                 async move {
                     // Shutting down: what has not started is given back.
+                    let started = std::time::Instant::now();
                     let outcome = if cancel.is_cancelled() { None } else { Some(sender.send(&job).await) };
-                    (job, outcome)
+                    (job, outcome, started.elapsed().as_millis() as u64)
                 }
             })
             .buffer_unordered(width);
-        while let Some((job, outcome)) = results.next().await {
+        while let Some((job, outcome, latency_ms)) = results.next().await {
             // Free this delivery's slot for the next claim.
             if permit.num_permits() > 0 {
                 drop(permit.split(1));
@@ -279,7 +289,7 @@ impl Worker {
             if let Some(decision) = &decision {
                 log_outcome(&job, decision);
             }
-            decided.push((job, decision));
+            decided.push((job, decision.map(|decision| Sent { decision, latency_ms })));
         }
         decided
     }
@@ -411,6 +421,7 @@ fn job_for(
         app_version,
         platform,
         token: row.token,
+        environment: row.environment,
         device_id: row.device_id,
         attempts: row.attempts,
         notification: notification.clone(),
@@ -424,7 +435,7 @@ fn log_outcome(job: &Job, decision: &Decision) {
     let platform = job.platform.as_str();
     match decision {
         Decision::Delivered { .. } => {}
-        Decision::Failed { reason, status, deactivate: true } => {
+        Decision::Failed { reason, status, deactivate: true, .. } => {
             tracing::info!(app_id = %job.app_id, platform, token = %format!("{token}…"), ?status, reason, "device token is dead");
         }
         Decision::Failed { reason, status, .. } => {

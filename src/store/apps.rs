@@ -2,7 +2,7 @@
 
 use super::sql::on_pool;
 use super::{Store, StoreResult};
-use crate::domain::{ids::new_id, time::now_ms};
+use crate::domain::{ids::new_id, time::now_ms, Platform};
 
 /// A stored app. Credentials and identity secrets are JSON text or plain
 /// text that never leave the server (only create and rotate answers show a
@@ -31,6 +31,14 @@ pub struct AppRow {
     pub previous_identity_secret: Option<String>,
     /// End of the previous key's grace period (ms).
     pub previous_identity_secret_until: Option<i64>,
+    /// Why APNs refuses the app's credentials, while it does.
+    pub apns_error: Option<String>,
+    /// Since when APNs refuses them (ms).
+    pub apns_failing_since: Option<i64>,
+    /// Why FCM refuses the app's credentials, while it does.
+    pub fcm_error: Option<String>,
+    /// Since when FCM refuses them (ms).
+    pub fcm_failing_since: Option<i64>,
 }
 
 impl std::fmt::Debug for AppRow {
@@ -78,7 +86,7 @@ pub struct AppPatch<'a> {
 }
 
 const APP_COLUMNS: &str = "id, name, apns, fcm, created_at, updated_at, identity, client_relay, identity_secret, \
-     previous_identity_secret, previous_identity_secret_until";
+     previous_identity_secret, previous_identity_secret_until, apns_error, apns_failing_since, fcm_error, fcm_failing_since";
 
 impl Store {
     /// Creates an app.
@@ -96,6 +104,10 @@ impl Store {
             identity_secret: Some(app.identity_secret),
             previous_identity_secret: None,
             previous_identity_secret_until: None,
+            apns_error: None,
+            apns_failing_since: None,
+            fcm_error: None,
+            fcm_failing_since: None,
         };
         on_pool!(self.pool(), p => sqlx::query(
             "INSERT INTO apps (id, name, apns, fcm, created_at, updated_at, identity, client_relay, identity_secret) \
@@ -119,11 +131,16 @@ impl Store {
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, AppRow>(&sql).bind(after).bind(limit).fetch_all(p).await?))
     }
 
-    /// Applies `patch` to an app; None when there is no such app.
+    /// Applies `patch` to an app; None when there is no such app. New
+    /// credentials of a provider make it `ok` again until refused.
     pub async fn update_app(&self, id: &str, patch: &AppPatch<'_>) -> StoreResult<Option<AppRow>> {
         let sql = format!(
             "UPDATE apps SET name = COALESCE($2, name), apns = COALESCE($3, apns), fcm = COALESCE($4, fcm), \
-             identity = COALESCE($6, identity), client_relay = COALESCE($7, client_relay), updated_at = $5 \
+             identity = COALESCE($6, identity), client_relay = COALESCE($7, client_relay), updated_at = $5, \
+             apns_error = CASE WHEN $3 IS NULL THEN apns_error END, \
+             apns_failing_since = CASE WHEN $3 IS NULL THEN apns_failing_since END, \
+             fcm_error = CASE WHEN $4 IS NULL THEN fcm_error END, \
+             fcm_failing_since = CASE WHEN $4 IS NULL THEN fcm_failing_since END \
              WHERE id = $1 RETURNING {APP_COLUMNS}"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, AppRow>(&sql)
@@ -147,5 +164,27 @@ impl Store {
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, AppRow>(&sql)
             .bind(id).bind(secret).bind(grace_until).bind(now_ms())
             .fetch_optional(p).await?))
+    }
+
+    /// Marks the app's `provider` (`apns` | `fcm`) failing with `error`
+    /// (keeping since when it fails), or `ok` with `None`. Leaves
+    /// `updated_at` alone: the credentials did not change.
+    pub async fn set_provider_error(
+        &self,
+        id: &str,
+        provider: Platform,
+        error: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let p = match provider {
+            Platform::Ios => "apns",
+            Platform::Android => "fcm",
+        };
+        let sql = format!(
+            "UPDATE apps SET {p}_error = $2, \
+             {p}_failing_since = CASE WHEN $2 IS NULL THEN NULL ELSE COALESCE({p}_failing_since, $3) END WHERE id = $1"
+        );
+        on_pool!(self.pool(), pool => sqlx::query(&sql).bind(id).bind(error).bind(now).execute(pool).await?.rows_affected());
+        Ok(())
     }
 }

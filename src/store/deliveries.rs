@@ -23,6 +23,8 @@ pub struct ClaimedDelivery {
     pub token: String,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// APNs environment of its device (`None`: the app's).
+    pub environment: Option<String>,
     /// `Pending`; a delivery born `Failed` (no provider) is never sent.
     pub status: DeliveryStatus,
 }
@@ -47,6 +49,9 @@ pub struct DeliveryUpdate {
     pub provider_message_id: Option<String>,
     /// When delivered (ms).
     pub delivered_at: Option<i64>,
+    /// This attempt as one JSON object of the `attempts_log`; `None` when
+    /// no provider call was made.
+    pub attempt: Option<String>,
     /// `ios` / `android`, for metrics (not stored).
     #[serde(skip)]
     pub platform: &'static str,
@@ -62,6 +67,7 @@ pub(crate) const RESULT_COLUMNS: &[(&str, &str)] = &[
     ("reason", "text"),
     ("provider_message_id", "text"),
     ("delivered_at", "bigint"),
+    ("attempt", "text"),
 ];
 
 /// A device whose token a provider declared dead.
@@ -75,6 +81,9 @@ pub struct DeadToken {
     pub token: String,
     /// Provider reason.
     pub reason: String,
+    /// APNs' `timestamp` of a 410 (ms): a device whose token was registered
+    /// (`updated_at`) after it stays active (the app was reinstalled).
+    pub since: Option<i64>,
     /// `ios` / `android`, for metrics (not stored).
     #[serde(skip)]
     pub platform: &'static str,
@@ -111,6 +120,8 @@ pub struct DeliveryRow {
     pub updated_at: i64,
     /// When delivered (ms).
     pub delivered_at: Option<i64>,
+    /// Every attempt, a JSON array (`None`: none).
+    pub attempts_log: Option<String>,
 }
 
 /// Deliveries waiting (all `pending` in the table), by kind.
@@ -147,6 +158,15 @@ pub struct DeliveryFilter {
     pub before_id: Option<i64>,
 }
 
+/// `column` (a JSON array as text, or NULL) with `v.attempt` appended when
+/// there is one: text operations both dialects share, cheaper than parsing.
+pub(crate) fn append_attempt(column: &str) -> String {
+    format!(
+        "CASE WHEN v.attempt IS NULL THEN {column} \
+         ELSE COALESCE(RTRIM({column}, ']') || ',', '[') || v.attempt || ']' END"
+    )
+}
+
 /// Statements every writer of delivery results shares: counts (tallies in
 /// parameter `$tallies`) and dead tokens' devices (`$dead`, at `$now`).
 pub(crate) struct ResultSql {
@@ -174,13 +194,18 @@ impl ResultSql {
              failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
              cancelled = notification_counts.cancelled + excluded.cancelled"
         );
-        let dead_tokens =
-            d.json_records(dead, &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text")]);
+        let dead_tokens = d.json_records(
+            dead,
+            &[("app_id", "text"), ("device_id", "text"), ("token", "text"), ("reason", "text"), ("since", "bigint")],
+        );
         // Only the device that still has the dead token: it may have
-        // registered a fresh one while the push was in flight.
+        // registered a fresh one while the push was in flight. And not one
+        // registered again after Apple's `timestamp` (whole seconds in
+        // practice, hence the second of slack).
         let deactivate = format!(
             "UPDATE devices AS x SET active = FALSE, deactivated_reason = v.reason, updated_at = ${now} \
-             FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active"
+             FROM {dead_tokens} WHERE x.id = v.device_id AND x.app_id = v.app_id AND x.token = v.token AND x.active \
+             AND (v.since IS NULL OR x.updated_at < v.since + 1000)"
         );
         Self { count, deactivate }
     }
@@ -227,7 +252,7 @@ impl Store {
         let sql = format!(
             "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status"
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, ClaimedDelivery>(&sql)
             .bind(now).bind(lease_until).bind(limit).fetch_all(p).await?))
@@ -265,11 +290,13 @@ impl Store {
     ) -> StoreResult<Vec<String>> {
         let d = self.dialect();
         let results = d.json_records(1, &[&[("id", "bigint")], RESULT_COLUMNS].concat());
+        let append = append_attempt("d.attempts_log");
         let update_deliveries = format!(
             "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
              next_attempt_at = v.next_attempt_at, lease_until = NULL, \
              provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
-             provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2 \
+             provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2, \
+             attempts_log = {append} \
              FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING notification_id, status"
         );
         let updates_json = serde_json::to_string(updates)?;
@@ -368,7 +395,8 @@ impl Store {
     pub async fn list_deliveries(&self, f: &DeliveryFilter, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
         let mut q = Sql::new(
             "SELECT id, app_id, notification_id, device_id, platform, status, attempts, next_attempt_at, \
-             provider_status, reason, provider_message_id, created_at, updated_at, delivered_at FROM deliveries WHERE 1 = 1",
+             provider_status, reason, provider_message_id, created_at, updated_at, delivered_at, attempts_log \
+             FROM deliveries WHERE 1 = 1",
         );
         // Only the filters given become conditions, so each query can use its index.
         if let Some(v) = &f.app_id {

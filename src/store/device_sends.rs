@@ -59,6 +59,7 @@ struct DeviceLookup {
     app_id: String,
     platform: String,
     token: String,
+    environment: Option<String>,
     active: bool,
     /// The app has APNs credentials.
     apns: bool,
@@ -88,6 +89,7 @@ struct DeliveryRecord<'a> {
     device_id: &'a str,
     platform: &'a str,
     token: &'a str,
+    environment: Option<&'a str>,
     next_attempt_at: i64,
     lease_until: Option<i64>,
 }
@@ -103,7 +105,7 @@ impl Store {
         let d = self.dialect();
         let device_ids: Vec<&str> = sends.iter().map(|s| s.device_id.as_str()).collect();
         let devices_sql = format!(
-            "SELECT d.id, d.app_id, d.platform, d.token, d.active, a.apns IS NOT NULL AS apns, \
+            "SELECT d.id, d.app_id, d.platform, d.token, d.environment, d.active, a.apns IS NOT NULL AS apns, \
              a.fcm IS NOT NULL AS fcm, a.updated_at AS app_version FROM devices d JOIN apps a ON a.id = d.app_id \
              WHERE {}",
             d.in_strings("d.id", 1)
@@ -137,16 +139,17 @@ impl Store {
                 ("device_id", "text"),
                 ("platform", "text"),
                 ("token", "text"),
+                ("environment", "text"),
                 ("next_attempt_at", "bigint"),
                 ("lease_until", "bigint"),
             ],
         );
         let deliveries_sql = format!(
-            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, attempts, \
-             next_attempt_at, lease_until, created_at, updated_at) \
-             SELECT v.app_id, v.notification_id, v.device_id, v.platform, v.token, 'pending', 0, v.next_attempt_at, \
-             v.lease_until, $2, $2 FROM {deliveries} \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status"
+            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, \
+             attempts, next_attempt_at, lease_until, created_at, updated_at) \
+             SELECT v.app_id, v.notification_id, v.device_id, v.platform, v.token, v.environment, 'pending', 0, \
+             v.next_attempt_at, v.lease_until, $2, $2 FROM {deliveries} \
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
         );
 
         let device_ids = serde_json::to_string(&device_ids)?;
@@ -188,6 +191,7 @@ impl Store {
                     device_id: &device.id,
                     platform: &device.platform,
                     token: &device.token,
+                    environment: device.environment.as_deref(),
                     next_attempt_at: s.lease_until.unwrap_or(now),
                     lease_until: s.lease_until,
                 });

@@ -4,8 +4,10 @@
 
 use std::fmt::Write as _;
 
+use super::deliveries::{ResultSql, Tally};
+use super::notifications::complete_sql;
 use super::sql::{on_pool, BeginWrite, Sql};
-use super::{Store, StoreError, StoreResult};
+use super::{DeliveryStatus, Store, StoreError, StoreResult};
 use crate::domain::{ids::new_id, time::now_ms, Platform};
 
 /// A stored device, with its group names (what the API shows, and what
@@ -369,9 +371,31 @@ impl Store {
 
     /// Unregisters a device and its memberships; false when the app has no
     /// such device.
+    /// Its queued deliveries are `cancelled` in the same transaction
+    /// (counted, completing notifications left with nothing to send); one
+    /// in flight keeps whatever its write-back finds: only pending rows change.
     pub async fn delete_device(&self, app_id: &str, id: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(self.pool(), p => sqlx::query("DELETE FROM devices WHERE app_id = $1 AND id = $2")
-            .bind(app_id).bind(id).execute(p).await?.rows_affected());
+        let d = self.dialect();
+        let cancel = "UPDATE deliveries SET status = 'cancelled', lease_until = NULL, updated_at = $3 \
+             WHERE app_id = $1 AND device_id = $2 AND status = 'pending' RETURNING notification_id, status";
+        let count = ResultSql::new(&d, 1, 2, 3).count;
+        let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
+        let now = now_ms();
+        let deleted = on_pool!(self.pool(), p => {
+            let mut tx = p.begin_write().await?;
+            let cancelled: Vec<(String, DeliveryStatus)> =
+                sqlx::query_as(cancel).bind(app_id).bind(id).bind(now).fetch_all(&mut *tx).await?;
+            let tallies = Tally::of(cancelled.iter().map(|(n, status)| (n.as_str(), *status)));
+            if !tallies.is_empty() {
+                sqlx::query(&count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;
+                let ids: Vec<&str> = cancelled.iter().map(|(n, _)| n.as_str()).collect();
+                sqlx::query(&complete).bind(now).bind(serde_json::to_string(&ids)?).execute(&mut *tx).await?;
+            }
+            let deleted = sqlx::query("DELETE FROM devices WHERE app_id = $1 AND id = $2")
+                .bind(app_id).bind(id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            deleted
+        });
         Ok(deleted == 1)
     }
 

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::deliveries::{ResultSql, Tally, RESULT_COLUMNS};
+use super::deliveries::{append_attempt, ResultSql, Tally, RESULT_COLUMNS};
 use super::notifications::{fanout_param, fanout_source};
 use super::sql::{on_pool, BeginWrite, Pool};
 use super::{DeadToken, DeliveryUpdate, Store, StoreResult};
@@ -41,6 +41,8 @@ pub struct FanoutDevice {
     pub platform: String,
     /// Its token.
     pub token: String,
+    /// Its APNs environment (`None`: the app's).
+    pub environment: Option<String>,
 }
 
 /// Where one committed fan-out batch moves the cursor.
@@ -68,6 +70,8 @@ pub struct NewDeliveryRow {
     pub platform_name: String,
     /// The token sent to.
     pub token: String,
+    /// The device's APNs environment, kept for retries.
+    pub environment: Option<String>,
     /// The result, as a write-back would record it (`id` unused).
     #[serde(flatten)]
     pub update: DeliveryUpdate,
@@ -101,7 +105,7 @@ impl Store {
         let param = fanout_param(target)?;
         // Nothing more once the notification is cancelled.
         let sql = format!(
-            "SELECT d.id, d.platform, d.token {source} AND {key} > $2 \
+            "SELECT d.id, d.platform, d.token, d.environment {source} AND {key} > $2 \
              AND EXISTS (SELECT 1 FROM notifications x WHERE x.id = $5 AND x.status <> 'cancelled') \
              ORDER BY {key} LIMIT $3"
         );
@@ -144,13 +148,16 @@ impl Store {
         }
         // The rows: `$app` app, `$id` notification, `$rows` JSON records, `$now`.
         let insert = |app: usize, id: usize, rows: usize, now: usize| {
-            let device = [("device_id", "text"), ("platform", "text"), ("token", "text")];
+            let device = [("device_id", "text"), ("platform", "text"), ("token", "text"), ("environment", "text")];
             let records = d.json_records(rows, &[&device[..], RESULT_COLUMNS].concat());
             format!(
-                "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, attempts, \
-                 next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, delivered_at) \
-                 SELECT ${app}, ${id}, v.device_id, v.platform, v.token, v.next_status, v.inc, v.next_attempt_at, \
-                 v.provider_status, v.reason, v.provider_message_id, ${now}, ${now}, v.delivered_at FROM {records}"
+                "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, \
+                 attempts, next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, \
+                 delivered_at, attempts_log) \
+                 SELECT ${app}, ${id}, v.device_id, v.platform, v.token, v.environment, v.next_status, v.inc, \
+                 v.next_attempt_at, \
+                 v.provider_status, v.reason, v.provider_message_id, ${now}, ${now}, v.delivered_at, {log} FROM {records}",
+                log = append_attempt("CAST(NULL AS TEXT)")
             )
         };
         let tallies = serde_json::to_string(&Tally::of(rows.iter().map(|r| (job.id.as_str(), r.update.status))))?;

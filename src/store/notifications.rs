@@ -208,18 +208,22 @@ struct ExplicitSql {
 
 impl ExplicitSql {
     fn new(target: &Target, d: &Dialect) -> StoreResult<Option<Self>> {
-        let (list, from, active, device_id) = match target {
+        let (list, from, active, device_id, environment) = match target {
             Target::DeviceIds(ids) => (
                 serde_json::to_string(ids)?,
                 format!("FROM devices d WHERE d.app_id = $1 AND {}", d.in_strings("d.id", 7)),
                 "d.active",
                 "d.id",
+                "d.environment",
             ),
             Target::Tokens(tokens) => (
                 serde_json::to_string(tokens)?,
                 format!("FROM {} WHERE TRUE", d.json_records_as(7, &[("platform", "text"), ("token", "text")], "d")),
                 "TRUE",
                 "(SELECT x.id FROM devices x WHERE x.app_id = $1 AND x.platform = d.platform AND x.token = d.token)",
+                // A raw token of a registered device goes to its device's host.
+                "(SELECT x.environment FROM devices x WHERE x.app_id = $1 AND x.platform = d.platform \
+                 AND x.token = d.token)",
             ),
             _ => return Ok(None),
         };
@@ -235,10 +239,10 @@ impl ExplicitSql {
              RETURNING targeted, failed, status"
         );
         let insert_deliveries = format!(
-            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, status, reason, attempts, \
-             next_attempt_at, lease_until, created_at, updated_at) \
-             SELECT $1, $2, {device_id}, d.platform, d.token, {}, 0, $5, $8, $6, $6 {from} AND {active} \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, status",
+            "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, reason, \
+             attempts, next_attempt_at, lease_until, created_at, updated_at) \
+             SELECT $1, $2, {device_id}, d.platform, d.token, {environment}, {}, 0, $5, $8, $6, $6 {from} AND {active} \
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status",
             initial_status("d.platform", 3, 4),
         );
         let count_devices = format!("SELECT COUNT(*) FROM devices WHERE app_id = $1 AND {}", d.in_strings("id", 2));

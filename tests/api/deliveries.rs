@@ -112,6 +112,7 @@ async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
                 device_id: x.id.clone(),
                 platform_name: x.platform.clone(),
                 token: x.token.clone(),
+                environment: x.environment.clone(),
                 update: DeliveryUpdate {
                     id: 0,
                     status: DeliveryStatus::Delivered,
@@ -121,6 +122,7 @@ async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
                     reason: None,
                     provider_message_id: Some("before-the-crash".into()),
                     delivered_at: Some(now),
+                    attempt: None,
                     platform: "android",
                 },
             })

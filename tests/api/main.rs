@@ -12,6 +12,7 @@ mod groups;
 mod odd_input;
 mod ops;
 mod pipeline;
+mod provider_answers;
 mod retention;
 mod sending;
 mod shutdown;

@@ -19,7 +19,12 @@ pub struct Mock {
 
 impl Mock {
     pub async fn start() -> Self {
-        let handle = MockServer::start(MockConfig::default()).await.expect("mock providers start");
+        Self::start_with(MockConfig::default()).await
+    }
+
+    /// Stand-ins with `config`.
+    pub async fn start_with(config: MockConfig) -> Self {
+        let handle = MockServer::start(config).await.expect("mock providers start");
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, handle.ca_pem()).expect("write ca.pem");
@@ -29,6 +34,7 @@ impl Mock {
     /// Points `config` at the stand-ins, with fast retries and polling.
     pub fn configure(&self, config: &mut Config) {
         config.apns_url = Some(self.handle.base_url());
+        config.apns_sandbox_url = Some(self.handle.apns_sandbox_url());
         config.fcm_url = Some(self.handle.base_url());
         config.ca_file = Some(self.ca_file.clone());
         config.retry_base_ms = 20;
@@ -41,6 +47,7 @@ impl Mock {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PUSHGATE_APNS_URL", self.handle.base_url()),
+            ("PUSHGATE_APNS_SANDBOX_URL", self.handle.apns_sandbox_url()),
             ("PUSHGATE_FCM_URL", self.handle.base_url()),
             ("PUSHGATE_CA_FILE", self.ca_file.display().to_string()),
         ]
