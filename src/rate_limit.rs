@@ -5,16 +5,23 @@
 //! up to one second's worth; a rate of 0 turns a limit off. Plain state, no
 //! HTTP: the extractors that apply them are in `api`.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+
+/// A bucket idle this long has refilled (bursts are one second's worth),
+/// so it is the same as none: swept, so that keys made by the public client
+/// key (one per client address) cannot grow the map without bound.
+const REFILLED: Duration = Duration::from_secs(1);
 
 /// Token buckets by key; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
     per_second: u32,
     buckets: Arc<DashMap<String, Bucket>>,
+    // When refilled buckets were last swept (at most once per `REFILLED`).
+    swept: Arc<Mutex<Instant>>,
 }
 
 #[derive(Debug)]
@@ -26,7 +33,7 @@ struct Bucket {
 impl RateLimiter {
     /// A limiter allowing `per_second` requests per second per key (0: no limit).
     pub fn new(per_second: u32) -> Self {
-        Self { per_second, buckets: Arc::new(DashMap::new()) }
+        Self { per_second, buckets: Arc::new(DashMap::new()), swept: Arc::new(Mutex::new(Instant::now())) }
     }
 
     /// Takes one request from `key`'s bucket at `now`, or tells how many
@@ -35,6 +42,7 @@ impl RateLimiter {
         if self.per_second == 0 {
             return Ok(());
         }
+        self.sweep(now);
         let rate = f64::from(self.per_second);
         let mut bucket = self.buckets.entry(key.to_string()).or_insert(Bucket { tokens: rate, at: now });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
@@ -46,6 +54,25 @@ impl RateLimiter {
         } else {
             Err((((1.0 - bucket.tokens) / rate).ceil() as u64).max(1))
         }
+    }
+
+    /// Drops the buckets idle for [`REFILLED`]: the map then holds only
+    /// the keys seen in about the last two seconds.
+    fn sweep(&self, now: Instant) {
+        {
+            let Ok(mut swept) = self.swept.try_lock() else { return };
+            if now.saturating_duration_since(*swept) < REFILLED {
+                return;
+            }
+            *swept = now;
+        }
+        self.buckets.retain(|_, b| now.saturating_duration_since(b.at) < REFILLED);
+    }
+
+    /// Keys with a bucket now (tests).
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.buckets.len()
     }
 }
 
@@ -92,8 +119,6 @@ impl Drop for Counted {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -117,6 +142,24 @@ mod tests {
         assert!(counter.acquire("other").is_some());
         drop(a);
         assert!(counter.acquire("ip").is_some());
+    }
+
+    /// Keys idle long enough to have refilled are forgotten, and come back
+    /// with a full bucket, as they would have had anyway.
+    #[test]
+    fn refilled_buckets_are_swept() {
+        let limiter = RateLimiter::new(2);
+        let t0 = Instant::now();
+        for i in 0..100 {
+            limiter.check(&format!("app:10.0.0.{i}"), t0).expect("first request");
+        }
+        assert_eq!(limiter.tracked(), 100);
+        let later = t0 + Duration::from_secs(2);
+        limiter.check("app:10.0.1.1", later).expect("first request");
+        assert_eq!(limiter.tracked(), 1);
+        assert!(limiter.check("app:10.0.0.1", later).is_ok());
+        assert!(limiter.check("app:10.0.0.1", later).is_ok());
+        assert!(limiter.check("app:10.0.0.1", later).is_err(), "a swept key still has only its burst");
     }
 
     #[test]
