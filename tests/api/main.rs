@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP against the real router and a real
 //! database (SQLite and Postgres). One binary: one link, shared helpers.
 
+mod browser;
 mod helpers;
 mod identity;
 
