@@ -30,6 +30,9 @@ pub struct FanoutJob {
     pub expires_at: Option<i64>,
     /// Last device expanded, if any.
     pub fanout_cursor: Option<String>,
+    /// Whether an instance stopped while expanding it (its lease ran out or
+    /// was taken back): the batches after the cursor may have been sent.
+    pub abandoned: bool,
 }
 
 /// A device of a fan-out window.
@@ -82,13 +85,17 @@ impl Store {
     pub async fn claim_fanout(&self, now: i64, lease_until: i64) -> StoreResult<Option<FanoutJob>> {
         let lock = self.dialect().skip_locked();
         let sql = format!(
-            "UPDATE notifications SET fanout_lease_until = $2 WHERE id = (SELECT id FROM notifications \
+            "UPDATE notifications SET fanout_lease_until = $2, fanout_owner = $3, \
+             fanout_abandoned = (fanout_abandoned OR fanout_lease_until IS NOT NULL) \
+             WHERE id = (SELECT id FROM notifications \
              WHERE fanout_done = FALSE AND status IN ('scheduled', 'queued', 'sending') AND send_at <= $1 \
              AND (fanout_lease_until IS NULL OR fanout_lease_until < $1) ORDER BY send_at LIMIT 1 {lock}) \
-             RETURNING id, app_id, target, info, options, expires_at, fanout_cursor"
+             RETURNING id, app_id, target, info, options, expires_at, fanout_cursor, fanout_abandoned AS abandoned"
         );
-        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, FanoutJob>(&sql).bind(now).bind(lease_until)
-            .fetch_optional(p).await?))
+        Ok(
+            on_pool!(self.pool(), p => sqlx::query_as::<_, FanoutJob>(&sql).bind(now).bind(lease_until).bind(self.owner())
+            .fetch_optional(p).await?),
+        )
     }
 
     /// The next `batch` devices of `job` after `cursor`, in cursor order:
@@ -131,7 +138,7 @@ impl Store {
         // `$1` id, `$2` to, `$3` count, `$4` done, `$5` now, `$6` from, `$7` lease.
         let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
-             fanout_lease_until = $7, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
+             fanout_lease_until = $7, fanout_abandoned = FALSE, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
              WHERE id = $1 AND COALESCE(fanout_cursor, '') = $6 AND fanout_done = FALSE AND status <> 'cancelled'";
         // `$1`–`$7` of `advance`, which both dialects' statements start with.
         macro_rules! bind_advance {
