@@ -186,7 +186,8 @@ impl ResultSql {
                 ("cancelled", "bigint"),
             ],
         );
-        // `WHERE TRUE`: SQLite's upsert after a SELECT needs a WHERE.
+        // `WHERE TRUE`: SQLite's upsert after a SELECT needs a WHERE (and
+        // the fan-out's commit puts its own condition there).
         let count = format!(
             "INSERT INTO notification_counts (notification_id, delivered, failed, expired, cancelled) \
              SELECT v.notification_id, v.delivered, v.failed, v.expired, v.cancelled FROM {tallies} WHERE TRUE \
@@ -208,6 +209,11 @@ impl ResultSql {
              AND (v.since IS NULL OR x.updated_at < v.since + 1000)"
         );
         Self { count, deactivate }
+    }
+
+    /// The counts statement, counting only when `condition` holds.
+    pub(crate) fn count_if(&self, condition: &str) -> String {
+        self.count.replacen("WHERE TRUE", &format!("WHERE {condition}"), 1)
     }
 }
 

@@ -124,8 +124,12 @@ impl Store {
     /// (final, or pending for a retry), their counts, dead tokens' devices,
     /// and the cursor moved from `step.from` to `step.to` with the lease
     /// renewed. The cursor only moves if it is still at `from` and the
-    /// notification is neither done nor cancelled; the results are recorded
-    /// either way (they were sent). Returns whether the cursor moved.
+    /// notification is neither done nor cancelled. Its rows are recorded
+    /// when the cursor moved, or when a cancel stopped this instance's job
+    /// (they were sent); not when another instance took the job over after
+    /// this one's lease ran out (it records these devices itself), so a
+    /// device keeps one delivery per notification. Returns whether the
+    /// cursor moved.
     pub async fn fanout_commit(
         &self,
         job: &FanoutJob,
@@ -177,11 +181,15 @@ impl Store {
                 // idle in transaction a fifth of the time, waiting for the
                 // next statement of the five.
                 let shared = ResultSql::new(&d, 10, 11, 5);
+                // Every part of the statement reads the same snapshot, so
+                // `moved` (the advance's own answer) decides, not a re-read.
+                let keep = "(EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM notifications \
+                     WHERE id = $1 AND status = 'cancelled' AND fanout_owner = $12))";
                 let sql = format!(
-                    "WITH moved AS ({advance} RETURNING 1), rows AS ({rows}), counted AS ({count}), \
+                    "WITH moved AS ({advance} RETURNING 1), rows AS ({rows} WHERE {keep}), counted AS ({count}), \
                      dead AS ({deactivate}) SELECT COUNT(*) FROM moved",
                     rows = insert(8, 1, 9, 5),
-                    count = shared.count,
+                    count = shared.count_if(keep),
                     deactivate = shared.deactivate,
                 );
                 let moved: i64 = bind_advance!(sqlx::query_scalar(&sql))
@@ -189,6 +197,7 @@ impl Store {
                     .bind(&rows_json)
                     .bind(&tallies)
                     .bind(&dead_json)
+                    .bind(self.owner())
                     .fetch_one(p)
                     .await?;
                 moved == 1
@@ -197,7 +206,16 @@ impl Store {
                 let shared = ResultSql::new(&d, 1, 1, 2);
                 let mut tx = p.begin_write().await?;
                 let moved = bind_advance!(sqlx::query(advance)).execute(&mut *tx).await?.rows_affected() == 1;
-                if !rows.is_empty() {
+                let keep = moved
+                    || sqlx::query_scalar::<_, bool>(
+                        "SELECT status = 'cancelled' AND fanout_owner = $2 FROM notifications WHERE id = $1",
+                    )
+                    .bind(&job.id)
+                    .bind(self.owner())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(false);
+                if keep && !rows.is_empty() {
                     sqlx::query(&insert(1, 2, 3, 4))
                         .bind(&job.app_id)
                         .bind(&job.id)
