@@ -213,8 +213,8 @@ mod tests {
 
     #[test]
     fn the_unsendable_rules_apply_in_order() {
-        let both = Providers { apns: true, fcm: true };
-        let ios_only = Providers { apns: true, fcm: false };
+        let both = Providers { apns: true, fcm: true, web_push: true };
+        let ios_only = Providers { apns: true, fcm: false, web_push: false };
         let live = notification(None, None);
         let past = notification(Some(10), Some(1));
         assert_eq!(sendable("web", Some(both), &past, 0, 20), Err(Unsent::UnknownPlatform));
