@@ -8,7 +8,9 @@
 //! - `POST /mock/oauth` `{"failure": "invalid_grant" | "unavailable" | null}` → 204
 //! - `POST` / `DELETE /mock/revoked-apns-keys/{key_id}` → 204 (refuse / accept its tokens again)
 //! - `POST /mock/webpush/subscriptions` `{"prefix"?}` → 201 a Web Push subscription
-//!   (`{"endpoint", "keys": {"p256dh", "auth"}}`) whose pushes this stand-in decrypts
+//!   (`{"endpoint", "keys": {"p256dh", "auth"}}`) whose pushes this stand-in decrypts;
+//!   `{endpoint}~{n}` is another endpoint with the same keys (load tests seed
+//!   any number of browsers from one)
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};

@@ -101,7 +101,8 @@ impl MockHandle {
     /// Issues a Web Push subscription, as a browser's `pushManager.subscribe()`
     /// would: its endpoint is on this stand-in, which keeps its private key
     /// to decrypt what arrives (read with [`received`](Self::received) and
-    /// the subscription's [`id`](WebPushSubscription::id)).
+    /// the subscription's [`id`](WebPushSubscription::id)). Its endpoint
+    /// followed by `~` and any suffix is another endpoint with the same keys.
     pub fn web_push_subscription(&self) -> WebPushSubscription {
         webpush::subscribe(&self.state, "")
     }

@@ -170,7 +170,30 @@ async fn without_a_vapid_key_web_devices_have_no_provider(db: Db) {
     assert_eq!(mock.handle.received(sub.id())[0].payload["body"], "x");
 }
 
+async fn many_endpoints_share_one_subscriptions_keys_at_the_stand_in(db: Db) {
+    let (app, mock, keys, _) = start(db).await;
+    // How a load test seeds many browsers from one subscription.
+    let sub = mock.handle.web_push_subscription();
+    let endpoints: Vec<String> = (1..=3).map(|n| format!("{}~{n}", sub.endpoint)).collect();
+    for endpoint in &endpoints {
+        let mut json = sub.json();
+        json["endpoint"] = json!(endpoint);
+        let body = json!({"platform": "web", "subscription": json, "groups": ["load"]});
+        let (status, device) = app.post("/v1/devices", &keys.server_key, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{device}");
+    }
+    let (_, sent) =
+        app.post("/v1/groups/load/notifications", &keys.server_key, json!({"notification": {"body": "n"}})).await;
+    let done = wait_final(&app, &keys, sent["id"].as_str().expect("id")).await;
+    assert_eq!(done["counts"]["delivered"], 3, "{done}");
+    for n in 1..=3 {
+        assert_eq!(mock.handle.received(&format!("{}~{n}", sub.id()))[0].payload["body"], "n");
+    }
+    assert_eq!(mock.handle.stats().webpush_delivered, 3);
+}
+
 crate::store_tests!(
+    many_endpoints_share_one_subscriptions_keys_at_the_stand_in,
     a_group_send_reaches_a_browser_decrypted_with_its_headers,
     a_gone_subscription_deactivates_and_throttling_is_retried,
     subscriptions_elsewhere_and_bad_keys_are_refused,
