@@ -203,7 +203,10 @@ fn check_vapid(state: &State, header: Option<&str>) -> Result<(), String> {
     if claims.exp > now + MAX_TOKEN_LIFETIME {
         return Err("VAPID token expires more than 24 hours from now".into());
     }
-    if !(claims.sub.starts_with("mailto:") || claims.sub.starts_with("https://")) || claims.aud != state.base_url {
+    if claims.aud != state.base_url {
+        return Err("VAPID aud is not this push service's origin".into());
+    }
+    if !(claims.sub.starts_with("mailto:") || claims.sub.starts_with("https://")) {
         return Err("VAPID sub must be a mailto: or https: contact".into());
     }
     state.vapid_tokens.insert(cache_key, claims.exp);

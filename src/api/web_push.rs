@@ -7,7 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Auth;
+use super::rate_limit::Registrant;
+
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
@@ -25,10 +26,13 @@ struct PublicKey {
 
 #[utoipa::path(get, path = "/v1/web-push/public-key", tag = "web-push",
     description = "The VAPID public key of the key's app (client or server key). `404 not_found` until the app \
-        has one (`PATCH /v1/apps/{app_id}` `{\"web_push\": {\"subject\": \"mailto:…\"}}`).",
+        has one (`PATCH /v1/apps/{app_id}` `{\"web_push\": {\"subject\": \"mailto:…\"}}`). A browser reads it \
+        before registering: client keys share the registrations' rate limits.",
     responses((status = 200, body = PublicKey), (status = "4XX", body = ErrorBody)))]
-async fn public_key(State(st): State<AppState>, Auth(who): Auth) -> ApiResult<axum::Json<PublicKey>> {
-    let app_id = who.app()?;
-    let public_key = st.store.web_push_public_key(app_id).await?.ok_or_else(|| ApiError::not_found("web push key"))?;
+async fn public_key(
+    State(st): State<AppState>,
+    Registrant { app_id, .. }: Registrant,
+) -> ApiResult<axum::Json<PublicKey>> {
+    let public_key = st.store.web_push_public_key(&app_id).await?.ok_or_else(|| ApiError::not_found("web push key"))?;
     Ok(axum::Json(PublicKey { public_key }))
 }
