@@ -175,8 +175,8 @@ impl DeviceView {
     pub(crate) fn new(row: DeviceRow) -> ApiResult<Self> {
         let metadata =
             row.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
-        // A web device's `environment` holds its subscription keys: kept in.
         let groups = row.groups();
+        // A web device's `environment` holds its subscription keys: kept in.
         let environment = if row.platform == Platform::Web.as_str() { None } else { row.environment };
         Ok(Self {
             groups,

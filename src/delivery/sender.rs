@@ -153,7 +153,7 @@ impl ProviderSender {
     /// A sender reading credentials from `store`, posting Web Push only to `webpush_hosts`.
     pub fn new(store: Store, config: ProviderConfig, webpush_hosts: Vec<String>) -> Self {
         let tokens = Arc::new(StoreTokenCache::new(store.clone()));
-        let web_http = config.http_client().map_err(|e| e.to_string());
+        let web_http = config.web_push_client().map_err(|e| e.to_string());
         Self {
             store,
             config,

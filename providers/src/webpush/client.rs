@@ -29,7 +29,7 @@ pub struct WebPushClient {
 
 impl WebPushClient {
     /// Checks the credentials (the key must read, the subject be a URL) and
-    /// builds the client on `http` (built by [`crate::ProviderConfig::http_client`]).
+    /// builds the client on `http` (built by [`crate::ProviderConfig::web_push_client`]).
     pub fn new(creds: &WebPushCredentials, http: reqwest::Client) -> Result<Self, ProviderError> {
         let key = VapidKey::from_pem(&creds.private_key)?;
         Ok(Self { signer: VapidSigner::new(&key, &creds.subject)?, http })
