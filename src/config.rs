@@ -37,6 +37,11 @@ pub enum ConfigError {
 /// read where other tools (sqlx, hosting platforms) put it.
 const ENV_NAMES: &[(&str, &str)] = &[("database_url", "DATABASE_URL")];
 
+/// The push services of Chrome (FCM), Firefox (Mozilla's autopush), Safari
+/// (Apple) and Edge (Windows Push Notification Services).
+pub const DEFAULT_WEBPUSH_HOSTS: &[&str] =
+    &["fcm.googleapis.com", "updates.push.services.mozilla.com", "web.push.apple.com", "*.notify.windows.com"];
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -122,6 +127,10 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// How long an identity secret keeps verifying user tokens after it was rotated.
     pub identity_grace_seconds: i64,
+    /// Hosts a Web Push subscription endpoint may point at (`*.domain` for its
+    /// subdomains; comma-separated in the environment): the gateway POSTs to
+    /// no other address.
+    pub webpush_hosts: Vec<String>,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
     pub socket: crate::socket::SocketConfig,
 }
@@ -165,6 +174,7 @@ impl Default for Config {
             client_app_rate: 2000,
             send_rate: 0,
             trusted_proxies: Vec::new(),
+            webpush_hosts: DEFAULT_WEBPUSH_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             socket: crate::socket::SocketConfig::default(),
         }
     }

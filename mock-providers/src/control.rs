@@ -7,6 +7,10 @@
 //! - `POST /mock/expire-apns-tokens`, `POST /mock/revoke-fcm-tokens` → 204
 //! - `POST /mock/oauth` `{"failure": "invalid_grant" | "unavailable" | null}` → 204
 //! - `POST` / `DELETE /mock/revoked-apns-keys/{key_id}` → 204 (refuse / accept its tokens again)
+//! - `POST /mock/webpush/subscriptions` `{"prefix"?}` → 201 a Web Push subscription
+//!   (`{"endpoint", "keys": {"p256dh", "auth"}}`) whose pushes this stand-in decrypts;
+//!   `{endpoint}~{n}` is another endpoint with the same keys (load tests seed
+//!   any number of browsers from one)
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -17,7 +21,7 @@ use crate::behavior::Behavior;
 use crate::http::{self, Body};
 use crate::state::State;
 use crate::OAuthFailure;
-use crate::{apns, fcm};
+use crate::{apns, fcm, webpush};
 
 #[derive(Deserialize)]
 struct SetOAuth {
@@ -56,6 +60,16 @@ pub(crate) async fn handle(state: &State, rest: &str, req: Request<Incoming>) ->
                 }
                 Err(e) => http::json(400, &json!({"error": e.to_string()})),
             }
+        }
+        (&Method::POST, "webpush/subscriptions") => {
+            let Some(body) = http::read_body(req).await else {
+                return http::json(413, &json!({"error": "body too large"}));
+            };
+            let prefix = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("prefix").and_then(|p| p.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            http::json(201, &webpush::subscribe(state, &prefix).json())
         }
         (&Method::GET, "stats") => http::json(200, &json!(state.stats())),
         (&Method::POST, "oauth") => {

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::behavior::Behavior;
 use crate::credentials::{ApnsKey, ServiceAccountKey};
 use crate::state::{MockStats, Received, State};
+use crate::webpush::{self, WebPushSubscription};
 use crate::{apns, fcm, MockError};
 
 /// A running mock. Dropping it stops the listener too.
@@ -97,7 +98,23 @@ impl MockHandle {
         Ok(json)
     }
 
-    /// Scripts how pushes to `token` are answered (both providers).
+    /// Issues a Web Push subscription, as a browser's `pushManager.subscribe()`
+    /// would: its endpoint is on this stand-in, which keeps its private key
+    /// to decrypt what arrives (read with [`received`](Self::received) and
+    /// the subscription's [`id`](WebPushSubscription::id)). Its endpoint
+    /// followed by `~` and any suffix is another endpoint with the same keys.
+    pub fn web_push_subscription(&self) -> WebPushSubscription {
+        webpush::subscribe(&self.state, "")
+    }
+
+    /// A subscription whose id starts with `prefix`, so the naming
+    /// convention of [`crate::behavior`] scripts it (`dead-` answers 410).
+    pub fn web_push_subscription_named(&self, prefix: &str) -> WebPushSubscription {
+        webpush::subscribe(&self.state, prefix)
+    }
+
+    /// Scripts how pushes to `token` are answered (every provider; a Web
+    /// Push subscription by its id).
     pub fn set_behavior(&self, token: &str, behavior: Behavior) {
         self.state.behaviors.set(token, behavior);
     }
@@ -128,10 +145,10 @@ impl MockHandle {
         self.state.counts(token).0
     }
 
-    /// Pushes accepted across all tokens and both providers.
+    /// Pushes accepted across all tokens and providers.
     pub fn total_received(&self) -> u64 {
         let stats = self.state.stats();
-        stats.apns_delivered + stats.fcm_delivered
+        stats.apns_delivered + stats.fcm_delivered + stats.webpush_delivered
     }
 
     /// Requests to the OAuth token endpoint.

@@ -1,4 +1,5 @@
-//! Local stand-ins for APNs and FCM, on one TLS port with HTTP/2.
+//! Local stand-ins for APNs, FCM and a Web Push service, on one TLS port
+//! with HTTP/2.
 //!
 //! They answer as Apple and Google do (auth checks, limits, error bodies),
 //! can be scripted per device token ([`Behavior`], or the naming convention
@@ -18,6 +19,7 @@ mod oauth;
 mod server;
 mod state;
 mod tls;
+mod webpush;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ pub use behavior::Behavior;
 pub use handle::MockHandle;
 pub use server::MockServer;
 pub use state::{MockStats, Provider, Received};
+pub use webpush::{SubscriptionKeys, WebPushSubscription};
 
 /// How to run the mock.
 #[derive(Clone, Debug)]
@@ -120,11 +123,15 @@ pub async fn run(cfg: MockConfig) -> Result<(), MockError> {
     if let Some(dir) = &out_dir {
         handle.write_files(dir)?;
     }
-    println!("mock APNs + FCM listening on {}", handle.base_url());
+    println!("mock APNs + FCM + Web Push listening on {}", handle.base_url());
     println!(
         "  PUSHGATE_APNS_URL={0} PUSHGATE_APNS_SANDBOX_URL={1} PUSHGATE_FCM_URL={0}",
         handle.base_url(),
         handle.apns_sandbox_url()
+    );
+    println!(
+        "  Web Push: PUSHGATE_WEBPUSH_HOSTS={}; POST /mock/webpush/subscriptions issues a subscription",
+        handle.addr().ip()
     );
     match &out_dir {
         Some(dir) => println!("  credentials and ca.pem written to {}", dir.display()),

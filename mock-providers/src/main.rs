@@ -1,4 +1,4 @@
-//! `pushgate-mock-providers`: the APNs and FCM stand-ins until Ctrl-C, for
+//! `pushgate-mock-providers`: the APNs, FCM and Web Push stand-ins until Ctrl-C, for
 //! trying the gateway without Apple or Google, staging and load tests.
 
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pushgate_mock_providers::MockConfig;
 
-/// Run local APNs and FCM stand-ins (TLS + HTTP/2) for staging and load tests.
+/// Run local APNs, FCM and Web Push stand-ins (TLS + HTTP/2) for staging and load tests.
 #[derive(Parser)]
 #[command(name = "pushgate-mock-providers", version, about)]
 struct Cli {

@@ -17,9 +17,9 @@ use crate::credentials::{ApnsKey, ServiceAccountKey};
 use crate::handle::MockHandle;
 use crate::http::{self, Body};
 use crate::state::State;
-use crate::{apns, control, fcm, oauth, tls, MockConfig, MockError};
+use crate::{apns, control, fcm, oauth, tls, webpush, MockConfig, MockError};
 
-/// Starts APNs and FCM stand-ins.
+/// Starts APNs, FCM and Web Push stand-ins.
 #[derive(Debug)]
 pub struct MockServer;
 
@@ -47,6 +47,8 @@ impl MockServer {
             records: Default::default(),
             keep_payloads: cfg.keep_payloads,
             counters: Default::default(),
+            subscribers: Default::default(),
+            vapid_tokens: Default::default(),
             goaway: watch::Sender::new(0),
         });
         let (stop, stopped) = watch::channel(false);
@@ -123,6 +125,11 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
     if let Some(project) = path.strip_prefix("/v1/projects/").and_then(|p| p.strip_suffix("/messages:send")) {
         if post {
             return fcm::send(state, project, req).await;
+        }
+    }
+    if let Some(id) = path.strip_prefix("/wp/") {
+        if post {
+            return webpush::push(state, id, req).await;
         }
     }
     if path == "/token" && post {

@@ -20,6 +20,9 @@ pub enum Provider {
     Apns,
     /// The FCM stand-in.
     Fcm,
+    /// The Web Push service stand-in.
+    #[serde(rename = "webpush")]
+    WebPush,
 }
 
 /// A push the mock accepted, as it arrived.
@@ -30,9 +33,9 @@ pub struct Received {
     /// Whether it reached the APNs sandbox host (development builds).
     #[serde(default)]
     pub sandbox: bool,
-    /// The `apns-*` request headers (APNs only).
+    /// The `apns-*` request headers (APNs); `ttl`, `urgency` and `topic` (Web Push).
     pub headers: BTreeMap<String, String>,
-    /// The APNs payload, or the FCM `message`.
+    /// The APNs payload, the FCM `message`, or the decrypted Web Push payload.
     pub payload: Value,
 }
 
@@ -51,6 +54,12 @@ pub struct MockStats {
     pub token_requests: u64,
     /// Distinct valid APNs provider tokens (JWTs) seen.
     pub apns_jwts: u64,
+    /// Web Push requests with a valid VAPID token and headers.
+    #[serde(default)]
+    pub webpush_requests: u64,
+    /// Web Push requests answered 201 (decrypted and kept).
+    #[serde(default)]
+    pub webpush_delivered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +70,8 @@ pub(crate) struct Counters {
     pub(crate) fcm_delivered: AtomicU64,
     pub(crate) token_requests: AtomicU64,
     pub(crate) apns_jwts: AtomicU64,
+    pub(crate) webpush_requests: AtomicU64,
+    pub(crate) webpush_delivered: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -107,6 +118,11 @@ pub(crate) struct State {
     pub(crate) records: DashMap<String, TokenRecord>,
     pub(crate) keep_payloads: usize,
     pub(crate) counters: Counters,
+    /// Issued Web Push subscriptions by id, with the browser's private key.
+    pub(crate) subscribers: DashMap<String, crate::webpush::Subscriber>,
+    /// Verified VAPID tokens (`token|key`) → expiry, so the ECDSA check runs
+    /// once per token, not per push.
+    pub(crate) vapid_tokens: DashMap<String, u64>,
     /// Bumped to close every open connection with a GOAWAY, as Apple and
     /// Google do to idle connections and during maintenance.
     pub(crate) goaway: tokio::sync::watch::Sender<u64>,
@@ -163,6 +179,8 @@ impl State {
             fcm_delivered: get(&c.fcm_delivered),
             token_requests: get(&c.token_requests),
             apns_jwts: get(&c.apns_jwts),
+            webpush_requests: get(&c.webpush_requests),
+            webpush_delivered: get(&c.webpush_delivered),
         }
     }
 }

@@ -72,6 +72,17 @@ impl ProviderConfig {
     /// Builds the HTTP client of OAuth token requests, trusting the
     /// built-in web roots plus `extra_root_pem`.
     pub fn http_client(&self) -> Result<reqwest::Client, ProviderError> {
+        self.http_builder()?.build().map_err(ProviderError::HttpClient)
+    }
+
+    /// Builds the HTTP client of Web Push, as [`http_client`](Self::http_client)
+    /// but following no redirect: a push goes to its endpoint's host (one the
+    /// gateway allows), never where an answer points.
+    pub fn web_push_client(&self) -> Result<reqwest::Client, ProviderError> {
+        self.http_builder()?.redirect(reqwest::redirect::Policy::none()).build().map_err(ProviderError::HttpClient)
+    }
+
+    fn http_builder(&self) -> Result<reqwest::ClientBuilder, ProviderError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(self.request_timeout)
@@ -84,7 +95,7 @@ impl ProviderConfig {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        builder.build().map_err(ProviderError::HttpClient)
+        Ok(builder)
     }
 }
 

@@ -66,6 +66,10 @@ pub enum PayloadError {
         /// APNs' limit, in bytes.
         limit: usize,
     },
+    /// The Web Push payload could not be encrypted (a subscription key
+    /// that is not a point on the curve).
+    #[error("cannot encrypt the payload for this subscription")]
+    Encryption,
     /// A raw provider field does not have the shape the provider needs.
     #[error("invalid raw provider field: {0}")]
     InvalidRaw(String),
@@ -87,6 +91,7 @@ impl PayloadError {
             PayloadError::TooLarge { .. } => "PayloadTooLarge",
             PayloadError::CollapseIdTooLong { .. } => "BadCollapseId",
             PayloadError::InvalidRaw(_) | PayloadError::RawFieldRefused { .. } => "BadPayload",
+            PayloadError::Encryption => "BadSubscriptionKeys",
         }
     }
 
@@ -95,7 +100,7 @@ impl PayloadError {
         match self {
             PayloadError::RawFieldRefused { field, .. } => Some(field),
             PayloadError::CollapseIdTooLong { .. } => Some("options.collapse_key"),
-            PayloadError::TooLarge { .. } | PayloadError::InvalidRaw(_) => None,
+            PayloadError::TooLarge { .. } | PayloadError::InvalidRaw(_) | PayloadError::Encryption => None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! APNs and FCM clients for pushgate.
+//! APNs, FCM and Web Push clients for pushgate.
 //!
 //! This crate turns a provider-neutral [`NotificationInfo`] plus
 //! [`DeliveryOptions`] into requests to Apple and Google, sends them over
@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod push;
 pub mod retry_after;
 mod transport;
+pub mod webpush;
 
 mod json;
 
@@ -24,3 +25,4 @@ pub use fcm::{FcmClient, FcmCredentials, ServiceAccount};
 pub use info::{DeliveryOptions, NotificationInfo, Priority};
 pub use outcome::Outcome;
 pub use push::{Expiry, Push};
+pub use webpush::{WebPushClient, WebPushCredentials};

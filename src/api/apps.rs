@@ -49,6 +49,11 @@ struct CreateApp {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     fcm: Option<Value>,
+    /// `{subject: "mailto:…", private_key?}`: a VAPID key pair for Web Push
+    /// (generated unless `private_key`, a PKCS#8 PEM of a P-256 key, is given).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    web_push: Option<Value>,
     /// `verified` (default): a `user_id` given with the client key needs a user token.
     #[serde(default)]
     identity: Option<IdentityMode>,
@@ -68,6 +73,11 @@ struct UpdateApp {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     fcm: Option<Value>,
+    /// `{subject, private_key?}`: without `private_key` the app keeps its
+    /// VAPID key (a new one when it has none), so subscriptions stay valid.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    web_push: Option<Value>,
     /// `verified` or `open`.
     #[serde(default)]
     identity: Option<IdentityMode>,
@@ -81,6 +91,16 @@ struct UpdateApp {
 struct Providers {
     apns: ProviderState,
     fcm: ProviderState,
+    web_push: ProviderState,
+}
+
+/// An app's Web Push settings (the private key is never shown).
+#[derive(Serialize, ToSchema)]
+struct WebPushView {
+    /// The VAPID contact (`mailto:` or `https:`).
+    subject: String,
+    /// The VAPID public key, base64url: browsers' `applicationServerKey`.
+    public_key: String,
 }
 
 /// One provider of an app.
@@ -116,6 +136,9 @@ struct AppView {
     /// Whether client keys must prove user ids with user tokens.
     identity: IdentityMode,
     socket: SocketSettings,
+    /// Present once `web_push` was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_push: Option<WebPushView>,
     created_at: Timestamp,
     updated_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,7 +156,9 @@ impl From<AppRow> for AppView {
             providers: Providers {
                 apns: ProviderState::of(row.apns.is_some(), row.apns_error, row.apns_failing_since),
                 fcm: ProviderState::of(row.fcm.is_some(), row.fcm_error, row.fcm_failing_since),
+                web_push: ProviderState::of(row.web_push.is_some(), row.web_push_error, row.web_push_failing_since),
             },
+            web_push: web_push_view(row.web_push.as_deref(), row.web_push_public_key),
             identity: IdentityMode::parse(&row.identity),
             socket: SocketSettings { client_relay: ClientRelay::parse(&row.client_relay) },
             id: row.id,
@@ -145,6 +170,11 @@ impl From<AppRow> for AppView {
             identity_secret: None,
         }
     }
+}
+
+fn web_push_view(stored: Option<&str>, public_key: Option<String>) -> Option<WebPushView> {
+    let creds: pushgate_providers::WebPushCredentials = serde_json::from_str(stored?).ok()?;
+    Some(WebPushView { subject: creds.subject, public_key: public_key? })
 }
 
 fn valid_name(name: &str) -> ApiResult<String> {
@@ -170,6 +200,7 @@ async fn create(
         identity: body.identity.unwrap_or(IdentityMode::Verified).as_str().to_string(),
         client_relay: body.socket.map_or(ClientRelay::SameUser, |s| s.client_relay).as_str().to_string(),
         identity_secret: identity::generate_secret(),
+        web_push: body.web_push.map(|v| credentials::web_push(v, None)).transpose()?,
     };
     let row = st.store.create_app(app).await?;
     let identity_secret = row.identity_secret.clone();
@@ -228,12 +259,20 @@ async fn update(
     let name = body.name.as_deref().map(valid_name).transpose()?;
     let apns = body.apns.map(|v| credentials::apns(v, &st.config)).transpose()?;
     let fcm = body.fcm.map(|v| credentials::fcm(v, &st.config)).transpose()?;
+    let web_push = match body.web_push {
+        Some(v) => {
+            let current = st.store.app(&app_id).await?.ok_or_else(|| ApiError::not_found("app"))?;
+            Some(credentials::web_push(v, current.web_push.as_deref())?)
+        }
+        None => None,
+    };
     let patch = AppPatch {
         name: name.as_deref(),
         apns: apns.as_deref(),
         fcm: fcm.as_deref(),
         identity: body.identity.map(IdentityMode::as_str),
         client_relay: body.socket.map(|s| s.client_relay.as_str()),
+        web_push: web_push.as_ref().map(|(json, public)| (json.as_str(), public.as_str())),
     };
     let row = st.store.update_app(&app_id, &patch).await?.ok_or_else(|| ApiError::not_found("app"))?;
     st.identities.refresh(&row);

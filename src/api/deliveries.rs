@@ -115,7 +115,7 @@ async fn list(
         .transpose()
         .map_err(|_| ApiError::field("status", "status is pending, delivered, failed, expired or cancelled"))?;
     if let Some(p) = &q.platform {
-        Platform::parse(p).ok_or_else(|| ApiError::field("platform", "platform is ios or android"))?;
+        Platform::parse(p).ok_or_else(|| ApiError::field("platform", "platform is ios, android or web"))?;
     }
     let at = |field: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
         v.as_deref()

@@ -12,7 +12,7 @@ use super::json::{Json, Query};
 use super::rate_limit::Registrant;
 use super::reader::Reader;
 use crate::domain::cursor::{self, ListCursors, Page, PageOf};
-use crate::domain::{names, time::Timestamp, DeviceToken, Platform};
+use crate::domain::{host_allowed, names, time::Timestamp, web_push_host, DeviceToken, FieldError, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::identity;
 use crate::state::AppState;
@@ -57,8 +57,12 @@ impl Environment {
 #[serde(deny_unknown_fields)]
 struct RegisterDevice {
     platform: Platform,
-    /// APNs token (hex; spaces and `<>` are removed, letters lower-cased) or FCM registration token.
-    token: String,
+    /// APNs token (hex; spaces and `<>` are removed, letters lower-cased) or FCM registration token;
+    /// for `web`, the subscription's endpoint (may be left out).
+    token: Option<String>,
+    /// `web` only: the browser's `PushSubscription` (`subscription.toJSON()`); its endpoint's
+    /// host must be one of `PUSHGATE_WEBPUSH_HOSTS`.
+    subscription: Option<WebSubscription>,
     /// The app's own stable id for the install: registration then upserts on it,
     /// so a rotated token replaces the old one.
     installation_id: Option<String>,
@@ -77,6 +81,29 @@ struct RegisterDevice {
     /// With a client key of a `verified` app: the app server's signed proof of
     /// `user_id` (HS256 JWT whose `sub` is the user); alone, it sets `user_id`.
     user_token: Option<String>,
+}
+
+/// A browser's `PushSubscription`, as `subscription.toJSON()` gives it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct WebSubscription {
+    /// The push service URL: the device's token.
+    endpoint: String,
+    keys: WebSubscriptionKeys,
+    /// Given by browsers (usually null); not used.
+    #[serde(rename = "expirationTime")]
+    #[schema(value_type = Option<i64>)]
+    _expiration_time: Option<Value>,
+}
+
+/// The keys a push is encrypted for, base64url.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct WebSubscriptionKeys {
+    /// The browser's P-256 public key.
+    p256dh: String,
+    /// Its 16-byte authentication secret.
+    auth: String,
 }
 
 /// `PATCH /v1/devices/{device_id}` body: what is given is replaced; `null`
@@ -147,8 +174,11 @@ impl DeviceView {
     pub(crate) fn new(row: DeviceRow) -> ApiResult<Self> {
         let metadata =
             row.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        let groups = row.groups();
+        // A web device's `environment` holds its subscription keys: kept in.
+        let environment = if row.platform == Platform::Web.as_str() { None } else { row.environment };
         Ok(Self {
-            groups: row.groups(),
+            groups,
             id: row.id,
             platform: row.platform,
             token: row.token,
@@ -157,7 +187,7 @@ impl DeviceView {
             locale: row.locale,
             timezone: row.timezone,
             app_version: row.app_version,
-            environment: row.environment,
+            environment,
             metadata,
             active: row.active,
             deactivated_reason: row.deactivated_reason,
@@ -179,7 +209,9 @@ impl DeviceView {
         view.locale.clone_from(&sent.locale);
         view.timezone.clone_from(&sent.timezone);
         view.app_version.clone_from(&sent.app_version);
-        view.environment.clone_from(&sent.environment);
+        if sent.platform != Platform::Web {
+            view.environment.clone_from(&sent.environment);
+        }
         view.metadata =
             sent.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
         Ok(view)
@@ -251,11 +283,22 @@ fn patched<T, U>(
 }
 
 impl RegisterDevice {
-    fn validate(self) -> ApiResult<NewDevice> {
-        let token = DeviceToken::parse(self.platform, &self.token, "token")?.into_string();
-        // The environment only steers APNs. Absent, it stays absent: the
-        // app's `apns.environment` then picks the host at send time.
-        let environment = self.environment;
+    /// Checks the body; a web subscription must point at one of `webpush_hosts`.
+    fn validate(self, webpush_hosts: &[String]) -> ApiResult<NewDevice> {
+        let (token, environment) = match (self.platform, self.subscription) {
+            (Platform::Web, Some(sub)) => web_subscription(sub, self.token, self.environment, webpush_hosts)?,
+            (Platform::Web, None) => {
+                return Err(ApiError::field("subscription", "a web device registers its PushSubscription"))
+            }
+            (_, Some(_)) => return Err(ApiError::field("subscription", "only web devices have a subscription")),
+            (platform, None) => {
+                let raw = self.token.ok_or_else(|| ApiError::field("token", "token is required"))?;
+                let token = DeviceToken::parse(platform, &raw, "token")?.into_string();
+                // The environment only steers APNs. Absent, it stays absent:
+                // the app's `apns.environment` then picks the host at send time.
+                (token, self.environment.map(|e| e.as_str().to_string()))
+            }
+        };
         Ok(NewDevice {
             platform: self.platform,
             token,
@@ -265,15 +308,47 @@ impl RegisterDevice {
             locale: text("locale", self.locale, MAX_SHORT_TEXT)?,
             timezone: text("timezone", self.timezone, MAX_SHORT_TEXT)?,
             app_version: text("app_version", self.app_version, MAX_SHORT_TEXT)?,
-            environment: environment.map(|e| e.as_str().to_string()),
+            environment,
             metadata: metadata(self.metadata)?,
             secret_hash: None,
         })
     }
 }
 
+/// A web device's token (the endpoint, on an allowed host) and what is
+/// stored as its `environment`: the subscription keys, `p256dh.auth`.
+fn web_subscription(
+    sub: WebSubscription,
+    token: Option<String>,
+    environment: Option<Environment>,
+    webpush_hosts: &[String],
+) -> ApiResult<(String, Option<String>)> {
+    if token.is_some_and(|t| t != sub.endpoint) {
+        return Err(ApiError::field("token", "a web device's token is its subscription's endpoint"));
+    }
+    if environment.is_some() {
+        return Err(ApiError::field("environment", "environment is for iOS devices"));
+    }
+    let field = "subscription.endpoint";
+    let endpoint = DeviceToken::parse(Platform::Web, &sub.endpoint, field)?.into_string();
+    // What stops the gateway being told to POST to any address.
+    if !web_push_host(&endpoint).is_some_and(|host| host_allowed(&host, webpush_hosts)) {
+        return Err(FieldError::token(field, "the endpoint's host is not a push service this gateway sends to").into());
+    }
+    let keys = pushgate_providers::webpush::Subscription::from_keys(&endpoint, &sub.keys.p256dh, &sub.keys.auth)
+        .map_err(|(key, message)| ApiError::field(format!("subscription.{key}"), message))?;
+    let (p256dh, auth) = keys.keys_base64();
+    Ok((endpoint, Some(format!("{p256dh}.{auth}"))))
+}
+
 impl UpdateDevice {
     fn validate(self, platform: Platform) -> ApiResult<DevicePatch> {
+        if platform == Platform::Web && self.token.is_some() {
+            return Err(ApiError::field(
+                "token",
+                "a web device's new subscription is registered with POST /v1/devices",
+            ));
+        }
         Ok(DevicePatch {
             token: self
                 .token
@@ -305,7 +380,7 @@ async fn register(
     Json(mut body): Json<RegisterDevice>,
 ) -> ApiResult<(StatusCode, axum::Json<DeviceView>)> {
     let user_token = body.user_token.take();
-    let mut device = body.validate()?;
+    let mut device = body.validate(&st.config.webpush_hosts)?;
     if !client {
         let RegisteredDevice { device: row, created } = st.registrar.register(app_id, device).await?;
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };

@@ -14,7 +14,9 @@ pub mod openapi;
 pub mod ops;
 pub mod rate_limit;
 pub mod reader;
+pub mod sdk;
 pub mod socket;
+pub mod web_push;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -33,6 +35,8 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(groups::router())
         .merge(ops::router())
         .merge(socket::router())
+        .merge(web_push::router())
+        .merge(sdk::router())
 }
 
 /// The whole HTTP surface.

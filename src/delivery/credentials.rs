@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use pushgate_providers::{ApnsClient, ApnsCredentials, FcmClient, FcmCredentials, ProviderConfig, ProviderError};
+use pushgate_providers::webpush::{VapidKey, VapidSigner};
+use pushgate_providers::{
+    ApnsClient, ApnsCredentials, FcmClient, FcmCredentials, ProviderConfig, ProviderError, WebPushCredentials,
+};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -28,6 +31,30 @@ pub fn fcm(value: Value, cfg: &Config) -> Result<String, FieldError> {
     FcmClient::new(creds.clone(), &client_check_config(cfg))
         .map_err(|e| refused(e, "fcm.service_account", "private_key"))?;
     serde_json::to_string(&creds).map_err(|e| FieldError::new("fcm", e.to_string()))
+}
+
+/// `web_push` of an app, `{subject, private_key?}`: checks it and returns
+/// the credentials as JSON text to store, with the public key. Without a
+/// `private_key` the app keeps the key it has (`existing`, its stored
+/// credentials), so changing the contact does not orphan every browser
+/// subscribed; an app with none gets a new one.
+pub fn web_push(value: Value, existing: Option<&str>) -> Result<(String, String), FieldError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Given {
+        subject: String,
+        private_key: Option<String>,
+    }
+    let given: Given = parse(value, "web_push")?;
+    let kept = existing.and_then(|json| serde_json::from_str::<WebPushCredentials>(json).ok()).map(|c| c.private_key);
+    let key = match given.private_key.or(kept) {
+        Some(pem) => VapidKey::from_pem(&pem).map_err(|e| refused(e, "web_push", "private_key"))?,
+        None => VapidKey::generate().map_err(|e| FieldError::new("web_push", e.to_string()))?,
+    };
+    VapidSigner::new(&key, &given.subject).map_err(|e| FieldError::new("web_push.subject", e.to_string()))?;
+    let creds = WebPushCredentials { subject: given.subject, private_key: key.to_pem() };
+    let json = serde_json::to_string(&creds).map_err(|e| FieldError::new("web_push", e.to_string()))?;
+    Ok((json, key.public_key()))
 }
 
 /// The provider settings of the gateway's configuration. The extra root

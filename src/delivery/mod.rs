@@ -64,7 +64,7 @@ impl Delivery {
     /// The pipeline sending through the real providers (settings from `config`).
     pub fn new(store: Store, config: Arc<Config>) -> Result<Self, std::io::Error> {
         let provider_config = credentials::provider_config(&config)?;
-        let sender = Arc::new(ProviderSender::new(store.clone(), provider_config));
+        let sender = Arc::new(ProviderSender::new(store.clone(), provider_config, config.webpush_hosts.clone()));
         Ok(Self::with_sender(store, config, sender))
     }
 

@@ -213,11 +213,11 @@ mod tests {
 
     #[test]
     fn the_unsendable_rules_apply_in_order() {
-        let both = Providers { apns: true, fcm: true };
-        let ios_only = Providers { apns: true, fcm: false };
+        let both = Providers { apns: true, fcm: true, web_push: true };
+        let ios_only = Providers { apns: true, fcm: false, web_push: false };
         let live = notification(None, None);
         let past = notification(Some(10), Some(1));
-        assert_eq!(sendable("web", Some(both), &past, 0, 20), Err(Unsent::UnknownPlatform));
+        assert_eq!(sendable("huawei", Some(both), &past, 0, 20), Err(Unsent::UnknownPlatform));
         assert_eq!(sendable("android", Some(ios_only), &past, 0, 20), Err(Unsent::NoProvider));
         assert_eq!(sendable("android", None, &live, 0, 20), Ok(Platform::Android));
         assert_eq!(sendable("ios", Some(ios_only), &past, 0, 20), Err(Unsent::Expired));
@@ -229,7 +229,7 @@ mod tests {
         let update = Unsent::NoProvider.update(7, "android", 5);
         assert_eq!((update.id, update.status, update.inc, update.platform), (7, DeliveryStatus::Failed, 0, "android"));
         assert_eq!(update.reason.as_deref(), Some(NO_PROVIDER));
-        let update = Unsent::UnknownPlatform.update(0, "web", 5);
+        let update = Unsent::UnknownPlatform.update(0, "huawei", 5);
         assert_eq!(
             (update.status, update.platform, update.reason.as_deref()),
             (DeliveryStatus::Failed, "unknown", Some("unknown platform"))

@@ -1,5 +1,6 @@
 //! Sending one delivery: the [`Sender`] seam the workers call, and its real
-//! implementation over the providers' HTTP/2 clients, cached per app.
+//! implementation over the providers' clients (APNs, FCM, Web Push), cached
+//! per app.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -9,13 +10,14 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use pushgate_providers::apns::ProviderTokenCache;
+use pushgate_providers::webpush::Subscription;
 use pushgate_providers::{
     ApnsClient, ApnsCredentials, ApnsEnvironment, DeliveryOptions, Expiry, FcmClient, FcmCredentials, NotificationInfo,
-    Outcome, ProviderConfig, Push,
+    Outcome, ProviderConfig, Push, WebPushClient, WebPushCredentials,
 };
 
 use super::token_cache::StoreTokenCache;
-use crate::domain::{time::now_ms, Platform};
+use crate::domain::{host_allowed, time::now_ms, web_push_host, Platform};
 use crate::store::{Store, StoreResult};
 
 /// The reason of deliveries to a platform the app has no credentials for.
@@ -88,7 +90,8 @@ pub struct Job {
     pub platform: Platform,
     /// Device token.
     pub token: String,
-    /// The device's APNs environment as stored (`None`: the app's).
+    /// The device's APNs environment as stored (`None`: the app's); for a
+    /// web device, its subscription keys (`p256dh.auth`).
     pub environment: Option<String>,
     /// Registered device, if any (deactivated when the token is dead).
     pub device_id: Option<String>,
@@ -110,22 +113,34 @@ struct AppClients {
     version: i64,
     apns: Option<Result<Arc<ApnsClient>, String>>,
     fcm: Option<Result<Arc<FcmClient>, String>>,
-    /// Whether each provider (APNs, FCM) is known to refuse the credentials:
-    /// the store is written only when this changes.
-    failing: [AtomicBool; 2],
+    web_push: Option<Result<Arc<WebPushClient>, String>>,
+    /// Whether each provider (APNs, FCM, Web Push) is known to refuse the
+    /// credentials: the store is written only when this changes.
+    failing: [AtomicBool; 3],
 }
 
 impl AppClients {
     fn failing(&self, platform: Platform) -> &AtomicBool {
-        &self.failing[matches!(platform, Platform::Android) as usize]
+        let index = match platform {
+            Platform::Ios => 0,
+            Platform::Android => 1,
+            Platform::Web => 2,
+        };
+        &self.failing[index]
     }
 }
 
-/// Sends through APNs and FCM. Clients are created once per app from its
-/// stored credentials and replaced when the app's `updated_at` changes.
+/// Sends through APNs, FCM and Web Push. Clients are created once per app
+/// from its stored credentials and replaced when the app's `updated_at` changes.
 pub struct ProviderSender {
     store: Store,
     config: ProviderConfig,
+    /// The HTTP client of every app's Web Push (push services are many
+    /// hosts: reqwest keeps a pool per host), or why it cannot be built.
+    web_http: Result<reqwest::Client, String>,
+    /// `PUSHGATE_WEBPUSH_HOSTS`, checked again at send time: a raw `tokens`
+    /// target or a list narrowed since registration never reaches another host.
+    webpush_hosts: Vec<String>,
     clients: DashMap<String, Arc<AppClients>>,
     // APNs provider tokens, shared with the other instances through the store.
     tokens: Arc<dyn ProviderTokenCache>,
@@ -135,10 +150,19 @@ pub struct ProviderSender {
 }
 
 impl ProviderSender {
-    /// A sender reading credentials from `store`.
-    pub fn new(store: Store, config: ProviderConfig) -> Self {
+    /// A sender reading credentials from `store`, posting Web Push only to `webpush_hosts`.
+    pub fn new(store: Store, config: ProviderConfig, webpush_hosts: Vec<String>) -> Self {
         let tokens = Arc::new(StoreTokenCache::new(store.clone()));
-        Self { store, config, clients: DashMap::new(), tokens, building: tokio::sync::Mutex::new(()) }
+        let web_http = config.web_push_client().map_err(|e| e.to_string());
+        Self {
+            store,
+            config,
+            web_http,
+            webpush_hosts,
+            clients: DashMap::new(),
+            tokens,
+            building: tokio::sync::Mutex::new(()),
+        }
     }
 
     async fn clients(&self, app_id: &str, version: i64) -> StoreResult<Option<Arc<AppClients>>> {
@@ -164,14 +188,27 @@ impl ProviderSender {
                 .and_then(|c| FcmClient::new(c, &self.config).map_err(|e| e.to_string()))
                 .map(Arc::new)
         });
-        for err in [apns.as_ref().and_then(|r| r.as_ref().err()), fcm.as_ref().and_then(|r| r.as_ref().err())]
-            .into_iter()
-            .flatten()
-        {
+        let web_push = app.web_push.as_deref().map(|json| {
+            let http = self.web_http.clone()?;
+            serde_json::from_str::<WebPushCredentials>(json)
+                .map_err(|e| e.to_string())
+                .and_then(|c| WebPushClient::new(&c, http).map_err(|e| e.to_string()))
+                .map(Arc::new)
+        });
+        let errors = [
+            apns.as_ref().and_then(|r| r.as_ref().err()),
+            fcm.as_ref().and_then(|r| r.as_ref().err()),
+            web_push.as_ref().and_then(|r| r.as_ref().err()),
+        ];
+        for err in errors.into_iter().flatten() {
             tracing::error!(app_id, error = %err, "stored provider credentials are unusable");
         }
-        let failing = [AtomicBool::new(app.apns_error.is_some()), AtomicBool::new(app.fcm_error.is_some())];
-        let clients = Arc::new(AppClients { version: app.updated_at, apns, fcm, failing });
+        let failing = [
+            AtomicBool::new(app.apns_error.is_some()),
+            AtomicBool::new(app.fcm_error.is_some()),
+            AtomicBool::new(app.web_push_error.is_some()),
+        ];
+        let clients = Arc::new(AppClients { version: app.updated_at, apns, fcm, web_push, failing });
         self.clients.insert(app_id.to_string(), clients.clone());
         Ok(Some(clients))
     }
@@ -206,6 +243,12 @@ impl Sender for ProviderSender {
                     Some(Err(e)) => unusable(e),
                     None => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
                 },
+                Platform::Web => match (&clients.web_push, self.subscription(job)) {
+                    (Some(Ok(client)), Ok(to)) => client.send(&to, push.expiry, info, opts).await,
+                    (Some(Ok(_)), Err(refused)) => refused,
+                    (Some(Err(e)), _) => unusable(e),
+                    (None, _) => Outcome::Rejected { reason: NO_PROVIDER.into(), status: None },
+                },
             };
             crate::metrics::provider_in_flight(-1.0);
             crate::metrics::provider_latency(job.platform.as_str(), started.elapsed());
@@ -216,6 +259,18 @@ impl Sender for ProviderSender {
 }
 
 impl ProviderSender {
+    /// The subscription of a web delivery: its endpoint, on an allowed host,
+    /// and the keys kept with it; a dead token otherwise.
+    fn subscription(&self, job: &Job) -> Result<Subscription, Outcome> {
+        let dead = |reason: &str| Outcome::InvalidToken { reason: reason.to_owned(), status: 400 };
+        if !web_push_host(&job.token).is_some_and(|host| host_allowed(&host, &self.webpush_hosts)) {
+            return Err(dead("EndpointHostNotAllowed"));
+        }
+        let keys = job.environment.as_deref().and_then(|keys| keys.split_once('.'));
+        let (p256dh, auth) = keys.ok_or_else(|| dead("NoSubscriptionKeys"))?;
+        Subscription::from_keys(&job.token, p256dh, auth).map_err(|_| dead("BadSubscriptionKeys"))
+    }
+
     /// Marks the app's provider `failing` when it refuses the credentials,
     /// and `ok` again when a push goes through: written only on a change.
     async fn track_credentials(&self, job: &Job, clients: &AppClients, outcome: &Outcome) {

@@ -258,6 +258,8 @@ fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> Result<(
     }
     pushgate_providers::apns::payload::build(info, options).map_err(|e| refused(e, "notification.apns"))?;
     pushgate_providers::fcm::message::build("token", info, options).map_err(|e| refused(e, "notification.fcm"))?;
+    // Web Push: the notification as JSON, encrypted, within 4096 bytes.
+    pushgate_providers::webpush::payload(info).map_err(|e| refused(e, "notification"))?;
     Ok(())
 }
 

@@ -12,4 +12,4 @@ pub mod token;
 
 pub use error::{FieldError, FieldErrorKind};
 pub use target::Target;
-pub use token::{DeviceToken, Platform};
+pub use token::{host_allowed, web_push_host, DeviceToken, Platform};

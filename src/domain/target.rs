@@ -124,7 +124,7 @@ fn tokens(value: &Value, field: &str) -> Result<Vec<TokenTarget>, FieldError> {
             .get("platform")
             .and_then(Value::as_str)
             .and_then(Platform::parse)
-            .ok_or_else(|| FieldError::new(format!("{at}.platform"), "platform must be ios or android"))?;
+            .ok_or_else(|| FieldError::new(format!("{at}.platform"), "platform must be ios, android or web"))?;
         let raw = obj
             .get("token")
             .and_then(Value::as_str)

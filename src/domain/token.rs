@@ -12,14 +12,17 @@ pub enum Platform {
     Ios,
     /// Android devices, through FCM.
     Android,
+    /// Browsers, through their push service (Web Push).
+    Web,
 }
 
 impl Platform {
-    /// The name stored and shown (`ios`, `android`).
+    /// The name stored and shown (`ios`, `android`, `web`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ios => "ios",
             Self::Android => "android",
+            Self::Web => "web",
         }
     }
 
@@ -28,9 +31,39 @@ impl Platform {
         match s {
             "ios" => Some(Self::Ios),
             "android" => Some(Self::Android),
+            "web" => Some(Self::Web),
             _ => None,
         }
     }
+}
+
+/// Longest Web Push endpoint accepted.
+const MAX_ENDPOINT: usize = 2048;
+
+/// The host of an `https://` Web Push endpoint, lower-cased; `None` when
+/// it is not one.
+pub fn web_push_host(endpoint: &str) -> Option<String> {
+    let rest = endpoint.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') {
+        return None;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Whether `host` is one of `allowed`: a name, or `*.suffix` for its
+/// subdomains.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|a| match a.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1 && host.ends_with(suffix) && host[..host.len() - suffix.len()].ends_with('.')
+        }
+        None => a.eq_ignore_ascii_case(host),
+    })
 }
 
 /// A device token valid for its platform (normalised: APNs tokens lower-case
@@ -67,6 +100,17 @@ impl DeviceToken {
                 }
                 Ok(Self(raw.to_string()))
             }
+            Platform::Web => {
+                // The push service's URL; which hosts are allowed is the
+                // configuration's to say (the API layer checks it).
+                let ok = raw.len() <= MAX_ENDPOINT
+                    && web_push_host(raw).is_some()
+                    && raw.bytes().all(|b| b.is_ascii_graphic());
+                if !ok {
+                    return Err(invalid("a Web Push endpoint is an https URL of at most 2048 characters"));
+                }
+                Ok(Self(raw.to_string()))
+            }
         }
     }
 
@@ -94,6 +138,23 @@ mod tests {
         assert!(DeviceToken::parse(Platform::Ios, &"zz".repeat(32), "token").is_err());
         assert!(DeviceToken::parse(Platform::Ios, &"ab".repeat(101), "token").is_err());
         assert!(DeviceToken::parse(Platform::Ios, &"ab".repeat(100), "token").is_ok());
+    }
+
+    #[test]
+    fn web_tokens_are_https_endpoints_on_allowed_hosts() {
+        let endpoint = "https://fcm.googleapis.com/fcm/send/abc:def";
+        assert!(DeviceToken::parse(Platform::Web, endpoint, "token").is_ok());
+        assert!(DeviceToken::parse(Platform::Web, "http://fcm.googleapis.com/x", "token").is_err());
+        assert!(DeviceToken::parse(Platform::Web, "https://user@evil.example/x", "token").is_err());
+        assert!(DeviceToken::parse(Platform::Web, &format!("https://e.x/{}", "a".repeat(2048)), "token").is_err());
+        assert_eq!(web_push_host("https://[::1]:8443/wp/x").as_deref(), Some("::1"));
+        assert_eq!(web_push_host("https://Web.Push.Apple.com/x").as_deref(), Some("web.push.apple.com"));
+        let allowed = vec!["web.push.apple.com".to_owned(), "*.notify.windows.com".to_owned()];
+        assert!(host_allowed("web.push.apple.com", &allowed));
+        assert!(host_allowed("wns2-by3p.notify.windows.com", &allowed));
+        assert!(!host_allowed("notify.windows.com", &allowed));
+        assert!(!host_allowed("evilnotify.windows.com", &allowed));
+        assert!(!host_allowed("push.apple.com", &allowed));
     }
 
     #[test]

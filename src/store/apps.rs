@@ -39,6 +39,14 @@ pub struct AppRow {
     pub fcm_error: Option<String>,
     /// Since when FCM refuses them (ms).
     pub fcm_failing_since: Option<i64>,
+    /// Web Push (VAPID) credentials (JSON), if configured.
+    pub web_push: Option<String>,
+    /// The VAPID public key (base64url), for browsers' `applicationServerKey`.
+    pub web_push_public_key: Option<String>,
+    /// Why push services refuse the app's VAPID token, while they do.
+    pub web_push_error: Option<String>,
+    /// Since when they refuse it (ms).
+    pub web_push_failing_since: Option<i64>,
 }
 
 impl std::fmt::Debug for AppRow {
@@ -48,6 +56,7 @@ impl std::fmt::Debug for AppRow {
             .field("name", &self.name)
             .field("apns", &self.apns.as_ref().map(|_| "<redacted>"))
             .field("fcm", &self.fcm.as_ref().map(|_| "<redacted>"))
+            .field("web_push", &self.web_push.as_ref().map(|_| "<redacted>"))
             .field("identity", &self.identity)
             .field("client_relay", &self.client_relay)
             .finish_non_exhaustive()
@@ -68,6 +77,8 @@ pub struct NewApp {
     pub client_relay: String,
     /// The first identity secret.
     pub identity_secret: String,
+    /// Web Push credentials as JSON text, with their public key.
+    pub web_push: Option<(String, String)>,
 }
 
 /// A change to an app; `None` leaves a column as it is.
@@ -83,10 +94,13 @@ pub struct AppPatch<'a> {
     pub identity: Option<&'a str>,
     /// `none`, `same_user` or `all`.
     pub client_relay: Option<&'a str>,
+    /// Web Push credentials as JSON text, with their public key.
+    pub web_push: Option<(&'a str, &'a str)>,
 }
 
 const APP_COLUMNS: &str = "id, name, apns, fcm, created_at, updated_at, identity, client_relay, identity_secret, \
-     previous_identity_secret, previous_identity_secret_until, apns_error, apns_failing_since, fcm_error, fcm_failing_since";
+     previous_identity_secret, previous_identity_secret_until, apns_error, apns_failing_since, fcm_error, fcm_failing_since, web_push, \
+     web_push_public_key, web_push_error, web_push_failing_since";
 
 impl Store {
     /// Creates an app.
@@ -108,13 +122,18 @@ impl Store {
             apns_failing_since: None,
             fcm_error: None,
             fcm_failing_since: None,
+            web_push_public_key: app.web_push.as_ref().map(|(_, public)| public.clone()),
+            web_push: app.web_push.map(|(json, _)| json),
+            web_push_error: None,
+            web_push_failing_since: None,
         };
         on_pool!(self.pool(), p => sqlx::query(
-            "INSERT INTO apps (id, name, apns, fcm, created_at, updated_at, identity, client_relay, identity_secret) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO apps (id, name, apns, fcm, created_at, updated_at, identity, client_relay, identity_secret, \
+             web_push, web_push_public_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         )
         .bind(&row.id).bind(&row.name).bind(&row.apns).bind(&row.fcm).bind(row.created_at).bind(row.updated_at)
-        .bind(&row.identity).bind(&row.client_relay).bind(&row.identity_secret)
+        .bind(&row.identity).bind(&row.client_relay).bind(&row.identity_secret).bind(&row.web_push)
+        .bind(&row.web_push_public_key)
         .execute(p).await?.rows_affected());
         Ok(row)
     }
@@ -140,12 +159,16 @@ impl Store {
              apns_error = CASE WHEN $3 IS NULL THEN apns_error END, \
              apns_failing_since = CASE WHEN $3 IS NULL THEN apns_failing_since END, \
              fcm_error = CASE WHEN $4 IS NULL THEN fcm_error END, \
-             fcm_failing_since = CASE WHEN $4 IS NULL THEN fcm_failing_since END \
+             fcm_failing_since = CASE WHEN $4 IS NULL THEN fcm_failing_since END, \
+             web_push = COALESCE($8, web_push), web_push_public_key = COALESCE($9, web_push_public_key), \
+             web_push_error = CASE WHEN $8 IS NULL THEN web_push_error END, \
+             web_push_failing_since = CASE WHEN $8 IS NULL THEN web_push_failing_since END \
              WHERE id = $1 RETURNING {APP_COLUMNS}"
         );
+        let (web_push, web_push_public_key) = patch.web_push.unzip();
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, AppRow>(&sql)
             .bind(id).bind(patch.name).bind(patch.apns).bind(patch.fcm).bind(now_ms())
-            .bind(patch.identity).bind(patch.client_relay)
+            .bind(patch.identity).bind(patch.client_relay).bind(web_push).bind(web_push_public_key)
             .fetch_optional(p).await?))
     }
 
@@ -166,7 +189,14 @@ impl Store {
             .fetch_optional(p).await?))
     }
 
-    /// Marks the app's `provider` (`apns` | `fcm`) failing with `error`
+    /// Reads the VAPID public key of an app, `None` when it has none.
+    pub async fn web_push_public_key(&self, id: &str) -> StoreResult<Option<String>> {
+        let key: Option<Option<String>> = on_pool!(self.pool(), p => sqlx::query_scalar(
+            "SELECT web_push_public_key FROM apps WHERE id = $1").bind(id).fetch_optional(p).await?);
+        Ok(key.flatten())
+    }
+
+    /// Marks the app's `provider` (`apns` | `fcm` | `web_push`) failing with `error`
     /// (keeping since when it fails), or `ok` with `None`. Leaves
     /// `updated_at` alone: the credentials did not change.
     pub async fn set_provider_error(
@@ -179,6 +209,7 @@ impl Store {
         let p = match provider {
             Platform::Ios => "apns",
             Platform::Android => "fcm",
+            Platform::Web => "web_push",
         };
         let sql = format!(
             "UPDATE apps SET {p}_error = $2, \

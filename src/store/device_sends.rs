@@ -65,6 +65,8 @@ struct DeviceLookup {
     apns: bool,
     /// The app has FCM credentials.
     fcm: bool,
+    /// The app has a VAPID key.
+    web_push: bool,
     /// The app's `updated_at`: its credentials' version.
     app_version: i64,
 }
@@ -108,7 +110,7 @@ impl Store {
         let device_ids: Vec<&str> = sends.iter().map(|s| s.device_id.as_str()).collect();
         let devices_sql = format!(
             "SELECT d.id, d.app_id, d.platform, d.token, d.environment, d.active, a.apns IS NOT NULL AS apns, \
-             a.fcm IS NOT NULL AS fcm, a.updated_at AS app_version FROM devices d JOIN apps a ON a.id = d.app_id \
+             a.fcm IS NOT NULL AS fcm, a.web_push IS NOT NULL AS web_push, a.updated_at AS app_version FROM devices d JOIN apps a ON a.id = d.app_id \
              WHERE {}",
             d.in_strings("d.id", 1)
         );
@@ -169,7 +171,8 @@ impl Store {
                 continue;
             };
             let app_version = device.app_version;
-            let has_provider = Providers { apns: device.apns, fcm: device.fcm }.reach(&device.platform);
+            let has_provider =
+                Providers { apns: device.apns, fcm: device.fcm, web_push: device.web_push }.reach(&device.platform);
             if device.active && !has_provider {
                 results.push(DeviceSendResult::NoProvider(device.platform.clone()));
                 continue;

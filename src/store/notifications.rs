@@ -110,12 +110,14 @@ pub struct Providers {
     pub apns: bool,
     /// FCM (Android).
     pub fcm: bool,
+    /// Web Push (browsers): a VAPID key.
+    pub web_push: bool,
 }
 
 impl Providers {
     /// The providers of `app`.
     pub fn of(app: &super::AppRow) -> Self {
-        Self { apns: app.apns.is_some(), fcm: app.fcm.is_some() }
+        Self { apns: app.apns.is_some(), fcm: app.fcm.is_some(), web_push: app.web_push.is_some() }
     }
 
     /// Whether a device of `platform` can be sent to.
@@ -123,6 +125,7 @@ impl Providers {
         match platform {
             crate::domain::Platform::Ios => self.apns,
             crate::domain::Platform::Android => self.fcm,
+            crate::domain::Platform::Web => self.web_push,
         }
     }
 
@@ -131,6 +134,7 @@ impl Providers {
         match platform {
             "ios" => self.apns,
             "android" => self.fcm,
+            "web" => self.web_push,
             _ => false,
         }
     }
@@ -156,10 +160,10 @@ pub enum Created {
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// `status, reason` of a new delivery of platform `col`: failed with
-/// `no_provider` when the app has no credentials for it (`$a`, `$f` are the
-/// APNs and FCM flags).
-pub(crate) fn initial_status(col: &str, a: usize, f: usize) -> String {
-    let ok = format!("(({col} = 'ios' AND ${a}) OR ({col} = 'android' AND ${f}))");
+/// `no_provider` when the app has no credentials for it (`$a`, `$f`, `$w`
+/// are the APNs, FCM and Web Push flags).
+pub(crate) fn initial_status(col: &str, a: usize, f: usize, w: usize) -> String {
+    let ok = format!("(({col} = 'ios' AND ${a}) OR ({col} = 'android' AND ${f}) OR ({col} = 'web' AND ${w}))");
     format!("CASE WHEN {ok} THEN 'pending' ELSE 'failed' END, CASE WHEN {ok} THEN NULL ELSE 'no_provider' END")
 }
 
@@ -197,8 +201,9 @@ pub(crate) fn fanout_param(target: &Target) -> StoreResult<Option<String>> {
 /// notification inserted with its counts and status computed from the
 /// target, then its deliveries. Both take `$1` app, `$2` id, `$3`/`$4` the
 /// APNs/FCM flags and `$7` the JSON list; the notification `$5` now, `$6`
-/// target, `$8` info, `$9` options, `$10` send_at, `$11` expires_at; the
-/// deliveries `$5` next attempt, `$6` now, `$8` lease.
+/// target, `$8` info, `$9` options, `$10` send_at, `$11` expires_at, `$12`
+/// the Web Push flag; the deliveries `$5` next attempt, `$6` now, `$8`
+/// lease, `$9` the Web Push flag.
 struct ExplicitSql {
     list: String,
     insert_notification: String,
@@ -227,7 +232,7 @@ impl ExplicitSql {
             ),
             _ => return Ok(None),
         };
-        let ok = "((d.platform = 'ios' AND $3) OR (d.platform = 'android' AND $4))";
+        let ok = "((d.platform = 'ios' AND $3) OR (d.platform = 'android' AND $4) OR (d.platform = 'web' AND $12))";
         let insert_notification = format!(
             "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, failed, send_at, \
              expires_at, fanout_done, fanned_out, created_at, updated_at, completed_at) \
@@ -242,9 +247,9 @@ impl ExplicitSql {
             "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, reason, \
              attempts, next_attempt_at, lease_until, lease_owner, created_at, updated_at) \
              SELECT $1, $2, {device_id}, d.platform, d.token, {environment}, {}, 0, $5, $8, \
-             CASE WHEN $8 IS NULL THEN NULL ELSE $9 END, $6, $6 {from} AND {active} \
+             CASE WHEN $8 IS NULL THEN NULL ELSE $10 END, $6, $6 {from} AND {active} \
              RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status",
-            initial_status("d.platform", 3, 4),
+            initial_status("d.platform", 3, 4, 9),
         );
         let count_devices = format!("SELECT COUNT(*) FROM devices WHERE app_id = $1 AND {}", d.in_strings("id", 2));
         Ok(Some(Self { list, insert_notification, insert_deliveries, count_devices }))
@@ -290,7 +295,7 @@ impl Store {
                     let (targeted, failed, stored_status): (i64, i64, NotificationStatus) = sqlx::query_as(&x.insert_notification)
                         .bind(n.app_id).bind(n.id).bind(n.providers.apns).bind(n.providers.fcm).bind(n.now)
                         .bind(&target_json).bind(x.list.as_str()).bind(n.info).bind(n.options).bind(n.send_at)
-                        .bind(n.expires_at)
+                        .bind(n.expires_at).bind(n.providers.web_push)
                         .fetch_one(&mut *tx).await?;
                     let wanted = n.target.explicit_len();
                     if matches!(n.target, Target::DeviceIds(_)) && (targeted as usize) < wanted {
@@ -304,7 +309,7 @@ impl Store {
                     let rows: Vec<ClaimedDelivery> = sqlx::query_as(&x.insert_deliveries)
                         .bind(n.app_id).bind(n.id).bind(n.providers.apns).bind(n.providers.fcm)
                         .bind(lease.unwrap_or(n.send_at.max(n.now))).bind(n.now).bind(x.list.as_str()).bind(lease)
-                        .bind(self.owner()).fetch_all(&mut *tx).await?;
+                        .bind(n.providers.web_push).bind(self.owner()).fetch_all(&mut *tx).await?;
                     if targeted > 0 && failed == targeted {
                         let mut platforms: Vec<String> = rows.iter().map(|r| r.platform.clone()).collect();
                         platforms.sort();

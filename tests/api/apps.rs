@@ -16,7 +16,10 @@ async fn admin_creates_app_and_keys_are_shown_once(db: Db) {
 
     let (status, read) = app.get(&format!("/v1/apps/{id}"), &app.admin_key).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(read["providers"], json!({"apns": {"configured": false}, "fcm": {"configured": false}}));
+    assert_eq!(
+        read["providers"],
+        json!({"apns": {"configured": false}, "fcm": {"configured": false}, "web_push": {"configured": false}})
+    );
     assert!(read.get("server_key").is_none(), "keys are never shown again: {read}");
 
     let (status, list) = app.get("/v1/apps", &app.admin_key).await;

@@ -208,7 +208,7 @@ async fn the_log_filters_pages_and_is_scoped(db: Db) {
 
     for (query, field) in [
         ("status=lost", "status"),
-        ("platform=web", "platform"),
+        ("platform=huawei", "platform"),
         ("since=yesterday", "since"),
         ("cursor=%%%", "cursor"),
     ] {

@@ -304,7 +304,7 @@ async fn bad_fields_are_named(db: Db) {
     let cases = [
         (json!({"token": "t-1"}), "platform"),
         (json!({"platform": "android"}), "token"),
-        (with("platform", json!("web")), "platform"),
+        (with("platform", json!("huawei")), "platform"),
         (with("token", json!(7)), "token"),
         (with("groups", json!("news")), "groups"),
         (with("groups", json!(["news", "bad name"])), "groups[1]"),
@@ -339,7 +339,7 @@ async fn bad_fields_are_named(db: Db) {
     }
 
     for (query, field) in [
-        ("platform=web", "platform"),
+        ("platform=huawei", "platform"),
         ("active=maybe", "active"),
         ("limit=0", "limit"),
         ("limit=x", "limit"),

@@ -7,6 +7,7 @@ mod identity;
 
 mod apps;
 mod deliveries;
+mod demo_browser;
 mod devices;
 mod edge;
 mod groups;
@@ -18,3 +19,4 @@ mod retention;
 mod sending;
 mod shutdown;
 mod socket;
+mod web_push;

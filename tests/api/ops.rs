@@ -38,6 +38,10 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/web-push/public-key"),
+    ("get", "/sdk/pushgate.js"),
+    ("get", "/sdk/pushgate-sw.js"),
+    ("get", "/demo"),
 ];
 
 async fn openapi_lists_every_route_of_the_contract(db: Db) {

@@ -297,7 +297,7 @@ async fn bad_sends_get_api_errors(db: Db) {
             "to.tokens[0].token",
         ),
         (
-            json!({"to": {"tokens": [{"platform": "web", "token": "zz"}]}, "notification": note}),
+            json!({"to": {"tokens": [{"platform": "huawei", "token": "zz"}]}, "notification": note}),
             "invalid_field",
             "to.tokens[0].platform",
         ),
