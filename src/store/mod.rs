@@ -16,6 +16,7 @@ mod provider_tokens;
 mod registrations;
 mod socket;
 mod sql;
+mod stats;
 mod status;
 
 use std::str::FromStr;
@@ -35,6 +36,7 @@ pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, Noti
 pub use provider_tokens::{ProviderTokenKey, ProviderTokenRow};
 pub use registrations::Registration;
 pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};
+pub use stats::{DeviceCount, StatRow, StatsWindow, MINUTE_MS};
 pub use status::{DeliveryStatus, NotificationStatus, UnknownStatus};
 
 use sql::{on_pool, Dialect, Pool};

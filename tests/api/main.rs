@@ -15,6 +15,8 @@ mod ops;
 mod pipeline;
 mod provider_answers;
 mod retention;
+mod send_command;
 mod sending;
 mod shutdown;
 mod socket;
+mod stats;

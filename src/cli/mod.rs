@@ -1,0 +1,3 @@
+//! Commands of the `pushgate` binary beyond serving, one module each.
+
+pub mod send;
