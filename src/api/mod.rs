@@ -4,6 +4,7 @@
 //! declarations and cannot drift from what is served.
 
 pub mod apps;
+pub mod console;
 pub mod deliveries;
 pub mod devices;
 pub mod groups;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = documented().split_for_parts();
     let router = routes
         .merge(openapi::router(doc))
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -6,6 +6,7 @@ mod helpers;
 mod identity;
 
 mod apps;
+mod console_browser;
 mod deliveries;
 mod devices;
 mod edge;
