@@ -67,8 +67,7 @@ fn main() -> ExitCode {
             gateway.serve(shutdown_signal()).await
         } else {
             let store = Store::connect(&config.database_url).await?;
-            store.migrate().await?;
-            println!("pushgate: migrations applied");
+            cli::migrate::run(&store).await?;
             Ok(())
         }
     });

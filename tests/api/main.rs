@@ -11,6 +11,7 @@ mod deliveries;
 mod devices;
 mod edge;
 mod groups;
+mod migrate_command;
 mod odd_input;
 mod ops;
 mod pipeline;
