@@ -98,7 +98,11 @@ async fn console_shows_what_the_api_says() {
     assert_eq!(cells, json!(expected), "the notification's counts as the API has them");
     page.eval("document.getElementById('f-status').value = 'failed'").await;
     click(&page, "#filters button").await;
-    page.wait_for("location.hash.includes('status=failed') && document.getElementById('deliveries')", WAIT).await;
+    page.wait_for(
+        "location.hash.includes('status=failed') && document.getElementById('page').dataset.route === location.hash",
+        WAIT,
+    )
+    .await;
     let rows: Value = page
         .wait_for(
             "(() => { const r = [...document.querySelectorAll('#deliveries tbody tr')].map(t => t.children[2].textContent); \
@@ -132,4 +136,11 @@ async fn console_shows_what_the_api_says() {
         )
         .await;
     assert!(found.as_str().is_some_and(|f| f.contains(&ok)), "{found}");
+
+    // The admin key: choose the app, then the same overview.
+    click(&page, "#sign-out").await;
+    fill_and_enter(&page, "key", &app.admin_key).await;
+    click(&page, "#page table button").await;
+    assert_eq!(text_of(&page, "total-delivered").await, total("delivered").to_string());
+    assert!(text_of(&page, "who").await.contains(&keys.id), "the app read is named");
 }

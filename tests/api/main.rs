@@ -12,6 +12,7 @@ mod devices;
 mod edge;
 mod groups;
 mod migrate_command;
+mod notification_list;
 mod odd_input;
 mod ops;
 mod pipeline;

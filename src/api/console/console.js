@@ -4,7 +4,7 @@
 "use strict";
 
 const store = window.sessionStorage;
-const state = { key: store.getItem("pushgate.key"), app: store.getItem("pushgate.app"), admin: store.getItem("pushgate.admin") === "1", timer: null };
+const state = { key: store.getItem("pushgate.key"), app: store.getItem("pushgate.app"), admin: store.getItem("pushgate.admin") === "1", timer: null, shown: null };
 const $ = (id) => document.getElementById(id);
 
 /** An element with attributes (`on*` as listeners) and children (strings become text). */
@@ -31,7 +31,8 @@ async function api(path, params) {
   const res = await fetch(url, { headers: { authorization: "Bearer " + state.key }, cache: "no-store" });
   let body = null;
   try { body = await res.json(); } catch (_) { body = null; }
-  if (res.status === 401 && state.key) { signOut("Your key was refused (401 unauthorized); sign in again."); }
+  // A key that stops working (revoked) while signed in: back to the sign-in form.
+  if (res.status === 401 && store.getItem("pushgate.key")) signOut("Your key was refused (401 unauthorized); sign in again.");
   return { status: res.status, body };
 }
 
@@ -51,12 +52,16 @@ function table(caption, headers, rows, attrs) {
       typeof c === "number" ? el("td", { class: "num" }, fmt(c)) : el("td", {}, c))))));
 }
 
+/** Replaces the page; focus moves to its heading only when the user went to another page (not on a refresh). */
 function show(title, ...content) {
   const page = $("page");
+  const moved = state.shown !== location.hash;
+  state.shown = location.hash;
   page.replaceChildren(el("h2", { id: "page-title", tabindex: "-1" }, title), ...content);
   page.hidden = false;
+  page.dataset.route = location.hash;
   document.title = `${title} · pushgate console`;
-  $("page-title").focus();
+  if (moved) $("page-title").focus();
 }
 
 function fail(r) {
@@ -66,6 +71,7 @@ function fail(r) {
 // ---- sign in / out
 
 async function signIn(key) {
+  for (const k of ["pushgate.key", "pushgate.app", "pushgate.admin"]) store.removeItem(k);
   state.key = key; state.admin = false; state.app = null;
   let r = await api("/v1/stats");
   if (r.status === 200) {
@@ -88,7 +94,8 @@ async function signIn(key) {
 
 function signOut(message) {
   for (const k of ["pushgate.key", "pushgate.app", "pushgate.admin"]) store.removeItem(k);
-  state.key = null; state.app = null; state.admin = false;
+  state.key = null; state.app = null; state.admin = false; state.shown = null;
+  $("page").replaceChildren();
   $("sign-in-error").textContent = message || "";
   location.hash = "";
   route();
