@@ -97,6 +97,10 @@ pub struct Config {
     pub registration_batch: usize,
     /// Whether this instance runs delivery workers.
     pub workers: bool,
+    /// This instance's name in the leases it takes; stable across restarts so
+    /// that a restarted instance takes back its own leases at once (default:
+    /// host name and listen port).
+    pub instance_id: Option<String>,
     /// Open HTTP connections at most; beyond it a connection is answered `503` and closed.
     pub max_connections: usize,
     /// The listen backlog (capped by the kernel's `net.core.somaxconn`).
@@ -150,6 +154,7 @@ impl Default for Config {
             registration_rate: 100,
             registration_batch: 256,
             workers: true,
+            instance_id: None,
             max_connections: 10_000,
             listen_backlog: 1024,
             header_timeout_ms: 10_000,
@@ -166,6 +171,25 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The instance's lease name: `instance_id`, or the host name and listen
+    /// port, which a restarted instance shares with its crashed self. With
+    /// port 0 (tests) nothing is stable, so the name is random.
+    pub fn instance_name(&self) -> String {
+        if let Some(id) = self.instance_id.as_deref().filter(|id| !id.is_empty()) {
+            return id.to_string();
+        }
+        if self.listen.port() == 0 {
+            return uuid::Uuid::new_v4().simple().to_string();
+        }
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}:{}", self.listen.port())
+    }
+
     /// Loads defaults, then `path` (or `./pushgate.toml` when present), then
     /// the environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The request's URI is over [`crate::api::middleware::MAX_URI`] bytes.
     #[error("the URI is over {0} bytes")]
     UriTooLong(usize),
+    /// The body is not declared as JSON (`Content-Type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The body or a provider payload is over its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -96,6 +99,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::NoProvider(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_provider"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) | Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -57,8 +57,18 @@ impl Gateway {
             crate::auth::check_admin_key(key).map_err(StartError::AdminKey)?;
         }
         let acquire_timeout = Duration::from_millis(config.db_acquire_timeout_ms);
-        let store = Store::open(&config.database_url, acquire_timeout).await?;
+        let store = Store::open(&config.database_url, acquire_timeout).await?.owned_by(&config.instance_name());
         store.migrate().await?;
+        // Leases this instance held when it last stopped without releasing
+        // them (a crash): nobody else holds them, so they are due now.
+        let taken_back = store.take_back_leases(crate::domain::time::now_ms()).await?;
+        if taken_back > 0 {
+            tracing::info!(
+                taken_back,
+                instance = store.owner(),
+                "took back this instance's leases from before a restart"
+            );
+        }
         let (admin_hash, generated) = admin_key_hash(&store, config.admin_key.as_deref()).await?;
         if let Some(key) = generated {
             // Printed once, on the first start only: the store keeps just its hash.

@@ -54,6 +54,8 @@ pub struct Api {
     pub client_key: String,
     /// The app's identity secret: the bench signs user tokens as an app server would.
     pub identity_secret: String,
+    /// The app is `open`: clients send no user tokens.
+    open: bool,
 }
 
 impl Api {
@@ -73,6 +75,7 @@ impl Api {
             server_key: String::new(),
             client_key: String::new(),
             identity_secret: String::new(),
+            open: false,
         })
     }
 
@@ -87,6 +90,11 @@ impl Api {
             Ok(resp) => resp.status().is_success(),
             Err(_) => false,
         }
+    }
+
+    /// `PATCH path` with `body`, as `key`.
+    pub async fn patch(&self, path: &str, key: &str, body: &Value) -> BenchResult<Reply> {
+        Self::send(self.http.patch(format!("{}{path}", self.base)).bearer_auth(key).json(body), path).await
     }
 
     /// `POST path` with `body`, as `key`.
@@ -126,15 +134,34 @@ impl Api {
         Ok(())
     }
 
+    /// Puts the bench app in `open` identity mode: from then on clients
+    /// send no user tokens ([`Api::user_token`] is `None`).
+    pub async fn open_identity(&mut self) -> BenchResult<()> {
+        let path = format!("/v1/apps/{}", self.app_id);
+        let admin_key = self.admin_key.clone();
+        let reply = self.patch(&path, &admin_key, &json!({"identity": "open"})).await?;
+        if !reply.ok() {
+            return Err(BenchError::msg(format!("PATCH {path} answered {}", reply.describe())));
+        }
+        self.open = true;
+        Ok(())
+    }
+
     /// A user token for `user_id` (HS256, one hour), signed as the app's
-    /// server would. Signing a JSON object cannot fail; were it to, the
-    /// empty token shows up as the gateway's 401 in the bench's errors.
-    pub fn user_token(&self, user_id: &str) -> String {
+    /// server would; `None` for an `open` app. Signing a JSON object cannot
+    /// fail; were it to, the empty token shows up as the gateway's 401 in
+    /// the bench's errors.
+    pub fn user_token(&self, user_id: &str) -> Option<String> {
         use jsonwebtoken::{encode, EncodingKey, Header};
+        if self.open {
+            return None;
+        }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = json!({"sub": user_id, "exp": now + 3600});
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(self.identity_secret.as_bytes()))
-            .unwrap_or_default()
+        Some(
+            encode(&Header::default(), &claims, &EncodingKey::from_secret(self.identity_secret.as_bytes()))
+                .unwrap_or_default(),
+        )
     }
 }
 

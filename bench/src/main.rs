@@ -70,6 +70,18 @@ pub struct BenchArgs {
     /// The gateway binary to run [default: `pushgate` beside this binary, as cargo builds it].
     #[arg(long)]
     gateway: Option<PathBuf>,
+    /// The bench app's identity mode: `verified` (registrations and sockets
+    /// carry user tokens the gateway checks) or `open` (no user tokens), to
+    /// measure what checking them costs.
+    #[arg(long, value_enum, default_value_t = Identity::Verified)]
+    identity: Identity,
+}
+
+/// `--identity`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Identity {
+    Verified,
+    Open,
 }
 
 /// `--store`.
@@ -180,6 +192,7 @@ struct Plan {
     postgres: String,
     keep: bool,
     gateway: Option<PathBuf>,
+    identity: Identity,
 }
 
 impl Plan {
@@ -209,6 +222,7 @@ impl Plan {
             postgres: args.postgres,
             keep: args.keep,
             gateway: args.gateway,
+            identity: args.identity,
         }
     }
 
@@ -263,6 +277,11 @@ async fn run(plan: Plan) -> BenchResult<()> {
                 continue;
             }
         };
+        if plan.identity == Identity::Open {
+            if let Err(e) = env.api.open_identity().await {
+                report::failed("setup", Some(kind), e);
+            }
+        }
         run_scenarios(&plan, &mut env, &mock, ceiling, &mut sockets_done).await;
         if let Err(e) = env.stop().await {
             report::failed("teardown", Some(kind), e);

@@ -37,8 +37,8 @@ pub async fn run(env: &mut Env, n: u64) -> BenchResult<()> {
     let connect_start = Instant::now();
     let mut attempts = futures_util::stream::iter(0..n)
         .map(|i| {
-            let user_token = env.api.user_token(&format!("u-{i}"));
-            let url = format!("{base}&client_id=bench-{i}&user_id=u-{i}&user_token={user_token}");
+            let user_token = env.api.user_token(&format!("u-{i}")).map(|t| format!("&user_token={t}"));
+            let url = format!("{base}&client_id=bench-{i}&user_id=u-{i}{}", user_token.unwrap_or_default());
             let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
             let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
             tokio::time::timeout(Duration::from_secs(10), connect)

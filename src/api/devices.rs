@@ -33,11 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// APNs environment of an iOS device.
-#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Environment {
     /// Apps from the App Store or TestFlight.
-    #[default]
     Production,
     /// Development builds.
     Sandbox,
@@ -254,11 +253,9 @@ fn patched<T, U>(
 impl RegisterDevice {
     fn validate(self) -> ApiResult<NewDevice> {
         let token = DeviceToken::parse(self.platform, &self.token, "token")?.into_string();
-        // The environment only steers APNs; iOS devices default to production.
-        let environment = match self.platform {
-            Platform::Ios => Some(self.environment.unwrap_or_default()),
-            _ => self.environment,
-        };
+        // The environment only steers APNs. Absent, it stays absent: the
+        // app's `apns.environment` then picks the host at send time.
+        let environment = self.environment;
         Ok(NewDevice {
             platform: self.platform,
             token,

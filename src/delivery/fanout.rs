@@ -107,6 +107,10 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
         tokio::spawn(async move { store.fanout_window(&job, &target, &from, batch).await })
     };
     let mut ahead = Some(read_from(&cursor));
+    // After a crash the batches that were in flight (at most WINDOW, all past
+    // the recorded cursor) may have reached the provider: their devices'
+    // pushes count as a second attempt.
+    let mut repeats_left = if job.abandoned { WINDOW as i64 * batch } else { 0 };
     loop {
         while !exhausted && !stopped && in_flight.len() < WINDOW && !cancel.is_cancelled() {
             // Room first: the fan-out runs as fast as the providers take it.
@@ -131,8 +135,15 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
             if !exhausted {
                 ahead = Some(read_from(&cursor));
             }
-            let ctx =
-                BatchContext { app_id: job.app_id.clone(), notification: notification.clone(), app_version, providers };
+            let prior_attempts = i32::from(repeats_left > 0);
+            repeats_left -= devices.len() as i64;
+            let ctx = BatchContext {
+                app_id: job.app_id.clone(),
+                notification: notification.clone(),
+                app_version,
+                providers,
+                prior_attempts,
+            };
             // A task of its own: it keeps sending while this loop records
             // the batch before it.
             let task = send_batch(d.clone(), ctx, reservation, devices, from, cursor.clone(), exhausted);
@@ -199,6 +210,8 @@ struct BatchContext {
     notification: Arc<Prepared>,
     app_version: i64,
     providers: Providers,
+    /// 1 when this batch may have been sent before a crash, else 0.
+    prior_attempts: i32,
 }
 
 /// Sends one batch and turns its outcomes into delivery rows. Devices that
@@ -219,7 +232,7 @@ async fn send_batch(
     let mut jobs = Vec::with_capacity(devices.len());
     let n = &ctx.notification;
     for device in devices {
-        match record::sendable(&device.platform, Some(ctx.providers), n, 0, now) {
+        match record::sendable(&device.platform, Some(ctx.providers), n, ctx.prior_attempts, now) {
             Ok(platform) => jobs.push(Job {
                 delivery_id: 0,
                 app_id: ctx.app_id.clone(),
@@ -228,7 +241,7 @@ async fn send_batch(
                 token: device.token,
                 environment: device.environment,
                 device_id: Some(device.id),
-                attempts: 0,
+                attempts: ctx.prior_attempts,
                 notification: n.clone(),
             }),
             Err(unsent) => rows.push(NewDeliveryRow {
@@ -243,7 +256,9 @@ async fn send_batch(
     let mut dead = Vec::new();
     for (job, sent) in d.worker.send_reserved(reservation, jobs).await {
         let Some(sent) = sent else { continue };
-        let (update, dead_token) = record::decided(&job, sent.decision, sent.latency_ms);
+        let (mut update, dead_token) = record::decided(&job, sent.decision, sent.latency_ms);
+        // A new row's attempts are its `inc`: the repeated push counts too.
+        update.inc += ctx.prior_attempts;
         dead.extend(dead_token);
         rows.push(NewDeliveryRow {
             device_id: job.device_id.unwrap_or_default(),

@@ -187,7 +187,8 @@ impl ResultSql {
                 ("cancelled", "bigint"),
             ],
         );
-        // `WHERE TRUE`: SQLite's upsert after a SELECT needs a WHERE.
+        // `WHERE TRUE`: SQLite's upsert after a SELECT needs a WHERE (and
+        // the fan-out's commit puts its own condition there).
         let count = format!(
             "INSERT INTO notification_counts (notification_id, delivered, failed, expired, cancelled) \
              SELECT v.notification_id, v.delivered, v.failed, v.expired, v.cancelled FROM {tallies} WHERE TRUE \
@@ -209,6 +210,11 @@ impl ResultSql {
              AND (v.since IS NULL OR x.updated_at < v.since + 1000)"
         );
         Self { count, deactivate }
+    }
+
+    /// The counts statement, counting only when `condition` holds.
+    pub(crate) fn count_if(&self, condition: &str) -> String {
+        self.count.replacen("WHERE TRUE", &format!("WHERE {condition}"), 1)
     }
 }
 
@@ -248,15 +254,38 @@ impl Store {
     /// itself when a crashed worker's lease runs out. Postgres skips rows
     /// another instance is claiming (`FOR UPDATE SKIP LOCKED`); SQLite has
     /// one writer.
+    ///
+    /// A row whose lease is still set was claimed by an instance that
+    /// stopped before recording a result: its push may have reached the
+    /// provider, so it counts as an attempt.
     pub async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<ClaimedDelivery>> {
         let lock = self.dialect().skip_locked();
         let sql = format!(
-            "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2 WHERE id IN (SELECT id FROM deliveries \
+            "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2, lease_owner = $4, \
+             attempts = attempts + CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END \
+             WHERE id IN (SELECT id FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
              RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, ClaimedDelivery>(&sql)
-            .bind(now).bind(lease_until).bind(limit).fetch_all(p).await?))
+            .bind(now).bind(lease_until).bind(limit).bind(self.owner()).fetch_all(p).await?))
+    }
+
+    /// Makes the leases this instance held before a restart due at once
+    /// (deliveries) or free (fan-outs): nobody else holds them, so there is
+    /// no need to wait for them to run out. Answers how many were taken back.
+    pub async fn take_back_leases(&self, now: i64) -> StoreResult<u64> {
+        let deliveries = "UPDATE deliveries SET next_attempt_at = $2 WHERE status = 'pending' AND lease_owner = $1 \
+             AND lease_until IS NOT NULL AND next_attempt_at > $2";
+        let fanouts = "UPDATE notifications SET fanout_lease_until = NULL, fanout_abandoned = TRUE \
+             WHERE fanout_owner = $1 AND fanout_done = FALSE AND fanout_lease_until IS NOT NULL";
+        Ok(on_pool!(self.pool(), p => {
+            let mut tx = p.begin_write().await?;
+            let a = sqlx::query(deliveries).bind(self.owner()).bind(now).execute(&mut *tx).await?.rows_affected();
+            let b = sqlx::query(fanouts).bind(self.owner()).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            a + b
+        }))
     }
 
     /// Notifications whose deliveries are being sent become `sending`.
@@ -347,7 +376,7 @@ impl Store {
                 let counted =
                     StatTally::of(now, changed.iter().map(|(_, s, app, r)| (app.as_str(), *s, r.as_deref(), 1)));
                 if !counted.is_empty() {
-                    sqlx::query(&stats::count_sql(&d, 1))
+                    sqlx::query(&stats::count_sql(&d, 1, "TRUE"))
                         .bind(serde_json::to_string(&counted)?)
                         .execute(&mut *tx)
                         .await?;

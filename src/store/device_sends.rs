@@ -92,6 +92,8 @@ struct DeliveryRecord<'a> {
     environment: Option<&'a str>,
     next_attempt_at: i64,
     lease_until: Option<i64>,
+    /// This instance, when born leased.
+    lease_owner: Option<&'a str>,
 }
 
 impl Store {
@@ -142,13 +144,14 @@ impl Store {
                 ("environment", "text"),
                 ("next_attempt_at", "bigint"),
                 ("lease_until", "bigint"),
+                ("lease_owner", "text"),
             ],
         );
         let deliveries_sql = format!(
             "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, \
-             attempts, next_attempt_at, lease_until, created_at, updated_at) \
+             attempts, next_attempt_at, lease_until, lease_owner, created_at, updated_at) \
              SELECT v.app_id, v.notification_id, v.device_id, v.platform, v.token, v.environment, 'pending', 0, \
-             v.next_attempt_at, v.lease_until, $2, $2 FROM {deliveries} \
+             v.next_attempt_at, v.lease_until, v.lease_owner, $2, $2 FROM {deliveries} \
              RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
         );
 
@@ -194,6 +197,7 @@ impl Store {
                     environment: device.environment.as_deref(),
                     next_attempt_at: s.lease_until.unwrap_or(now),
                     lease_until: s.lease_until,
+                    lease_owner: s.lease_until.map(|_| self.owner()),
                 });
             }
             let accepted = Accepted { id: s.id.clone(), status, targeted };

@@ -31,6 +31,9 @@ pub struct FanoutJob {
     pub expires_at: Option<i64>,
     /// Last device expanded, if any.
     pub fanout_cursor: Option<String>,
+    /// Whether an instance stopped while expanding it (its lease ran out or
+    /// was taken back): the batches after the cursor may have been sent.
+    pub abandoned: bool,
 }
 
 /// A device of a fan-out window.
@@ -83,13 +86,17 @@ impl Store {
     pub async fn claim_fanout(&self, now: i64, lease_until: i64) -> StoreResult<Option<FanoutJob>> {
         let lock = self.dialect().skip_locked();
         let sql = format!(
-            "UPDATE notifications SET fanout_lease_until = $2 WHERE id = (SELECT id FROM notifications \
+            "UPDATE notifications SET fanout_lease_until = $2, fanout_owner = $3, \
+             fanout_abandoned = (fanout_abandoned OR fanout_lease_until IS NOT NULL) \
+             WHERE id = (SELECT id FROM notifications \
              WHERE fanout_done = FALSE AND status IN ('scheduled', 'queued', 'sending') AND send_at <= $1 \
              AND (fanout_lease_until IS NULL OR fanout_lease_until < $1) ORDER BY send_at LIMIT 1 {lock}) \
-             RETURNING id, app_id, target, info, options, expires_at, fanout_cursor"
+             RETURNING id, app_id, target, info, options, expires_at, fanout_cursor, fanout_abandoned AS abandoned"
         );
-        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, FanoutJob>(&sql).bind(now).bind(lease_until)
-            .fetch_optional(p).await?))
+        Ok(
+            on_pool!(self.pool(), p => sqlx::query_as::<_, FanoutJob>(&sql).bind(now).bind(lease_until).bind(self.owner())
+            .fetch_optional(p).await?),
+        )
     }
 
     /// The next `batch` devices of `job` after `cursor`, in cursor order:
@@ -118,8 +125,12 @@ impl Store {
     /// (final, or pending for a retry), their counts, dead tokens' devices,
     /// and the cursor moved from `step.from` to `step.to` with the lease
     /// renewed. The cursor only moves if it is still at `from` and the
-    /// notification is neither done nor cancelled; the results are recorded
-    /// either way (they were sent). Returns whether the cursor moved.
+    /// notification is neither done nor cancelled. Its rows are recorded
+    /// when the cursor moved, or when a cancel stopped this instance's job
+    /// (they were sent); not when another instance took the job over after
+    /// this one's lease ran out (it records these devices itself), so a
+    /// device keeps one delivery per notification. Returns whether the
+    /// cursor moved.
     pub async fn fanout_commit(
         &self,
         job: &FanoutJob,
@@ -132,7 +143,7 @@ impl Store {
         // `$1` id, `$2` to, `$3` count, `$4` done, `$5` now, `$6` from, `$7` lease.
         let advance = "UPDATE notifications SET fanout_cursor = $2, fanned_out = fanned_out + $3, fanout_done = $4, \
              targeted = CASE WHEN $4 THEN fanned_out + $3 ELSE targeted END, updated_at = $5, \
-             fanout_lease_until = $7, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
+             fanout_lease_until = $7, fanout_abandoned = FALSE, status = CASE WHEN status = 'queued' THEN 'sending' ELSE status END \
              WHERE id = $1 AND COALESCE(fanout_cursor, '') = $6 AND fanout_done = FALSE AND status <> 'cancelled'";
         // `$1`–`$7` of `advance`, which both dialects' statements start with.
         macro_rules! bind_advance {
@@ -176,19 +187,24 @@ impl Store {
                 // idle in transaction a fifth of the time, waiting for the
                 // next statement of the five.
                 let shared = ResultSql::new(&d, 10, 11, 5);
+                // Every part of the statement reads the same snapshot, so
+                // `moved` (the advance's own answer) decides, not a re-read.
+                let keep = "(EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM notifications \
+                     WHERE id = $1 AND status = 'cancelled' AND fanout_owner = $12))";
                 let sql = format!(
-                    "WITH moved AS ({advance} RETURNING 1), rows AS ({rows}), counted AS ({count}), \
+                    "WITH moved AS ({advance} RETURNING 1), rows AS ({rows} WHERE {keep}), counted AS ({count}), \
                      dead AS ({deactivate}), stats AS ({stats}) SELECT COUNT(*) FROM moved",
                     rows = insert(8, 1, 9, 5),
-                    count = shared.count,
+                    count = shared.count_if(keep),
                     deactivate = shared.deactivate,
-                    stats = stats::count_sql(&d, 12),
+                    stats = stats::count_sql(&d, 13, keep),
                 );
                 let moved: i64 = bind_advance!(sqlx::query_scalar(&sql))
                     .bind(&job.app_id)
                     .bind(&rows_json)
                     .bind(&tallies)
                     .bind(&dead_json)
+                    .bind(self.owner())
                     .bind(&counted)
                     .fetch_one(p)
                     .await?;
@@ -198,7 +214,16 @@ impl Store {
                 let shared = ResultSql::new(&d, 1, 1, 2);
                 let mut tx = p.begin_write().await?;
                 let moved = bind_advance!(sqlx::query(advance)).execute(&mut *tx).await?.rows_affected() == 1;
-                if !rows.is_empty() {
+                let keep = moved
+                    || sqlx::query_scalar::<_, bool>(
+                        "SELECT status = 'cancelled' AND fanout_owner = $2 FROM notifications WHERE id = $1",
+                    )
+                    .bind(&job.id)
+                    .bind(self.owner())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(false);
+                if keep && !rows.is_empty() {
                     sqlx::query(&insert(1, 2, 3, 4))
                         .bind(&job.app_id)
                         .bind(&job.id)
@@ -207,7 +232,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     sqlx::query(&shared.count).bind(&tallies).execute(&mut *tx).await?;
-                    sqlx::query(&stats::count_sql(&d, 1)).bind(&counted).execute(&mut *tx).await?;
+                    sqlx::query(&stats::count_sql(&d, 1, "TRUE")).bind(&counted).execute(&mut *tx).await?;
                 }
                 if !dead.is_empty() {
                     sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;

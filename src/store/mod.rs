@@ -20,6 +20,7 @@ mod stats;
 mod status;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
@@ -119,6 +120,9 @@ fn tls_pointless(url: &str, host: &str, env_mode: bool) -> bool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// The instance named in the leases this store takes (see
+    /// [`Store::owned_by`]).
+    owner: Arc<str>,
 }
 
 impl Store {
@@ -156,7 +160,20 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Self { pool })
+        Ok(Self { pool, owner: Arc::from(uuid::Uuid::new_v4().simple().to_string()) })
+    }
+
+    /// Names the instance in the leases this store takes: a restarted
+    /// instance with the same name takes its leases back at once
+    /// ([`Store::take_back_leases`]).
+    pub fn owned_by(mut self, instance: &str) -> Self {
+        self.owner = Arc::from(instance);
+        self
+    }
+
+    /// The instance named in this store's leases.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Applies pending migrations (the folder of this store's dialect).

@@ -241,8 +241,9 @@ impl ExplicitSql {
         );
         let insert_deliveries = format!(
             "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, reason, \
-             attempts, next_attempt_at, lease_until, created_at, updated_at) \
-             SELECT $1, $2, {device_id}, d.platform, d.token, {environment}, {}, 0, $5, $8, $6, $6 {from} AND {active} \
+             attempts, next_attempt_at, lease_until, lease_owner, created_at, updated_at) \
+             SELECT $1, $2, {device_id}, d.platform, d.token, {environment}, {}, 0, $5, $8, \
+             CASE WHEN $8 IS NULL THEN NULL ELSE $9 END, $6, $6 {from} AND {active} \
              RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status",
             initial_status("d.platform", 3, 4),
         );
@@ -304,7 +305,7 @@ impl Store {
                     let rows: Vec<ClaimedDelivery> = sqlx::query_as(&x.insert_deliveries)
                         .bind(n.app_id).bind(n.id).bind(n.providers.apns).bind(n.providers.fcm)
                         .bind(lease.unwrap_or(n.send_at.max(n.now))).bind(n.now).bind(x.list.as_str()).bind(lease)
-                        .fetch_all(&mut *tx).await?;
+                        .bind(self.owner()).fetch_all(&mut *tx).await?;
                     if targeted > 0 && failed == targeted {
                         let mut platforms: Vec<String> = rows.iter().map(|r| r.platform.clone()).collect();
                         platforms.sort();
@@ -315,7 +316,7 @@ impl Store {
                     let unsent = rows.iter().filter(|r| r.status == DeliveryStatus::Failed).count() as i64;
                     if unsent > 0 {
                         let counted = StatTally::of(n.now, [(n.app_id, DeliveryStatus::Failed, Some("no_provider"), unsent)]);
-                        sqlx::query(&stats::count_sql(&d, 1)).bind(serde_json::to_string(&counted)?).execute(&mut *tx).await?;
+                        sqlx::query(&stats::count_sql(&d, 1, "TRUE")).bind(serde_json::to_string(&counted)?).execute(&mut *tx).await?;
                     }
                     let born = if lease.is_some() { rows.into_iter().filter(|r| r.status == DeliveryStatus::Pending).collect() }
                         else { Vec::new() };

@@ -68,13 +68,14 @@ fn upsert(source: &str) -> String {
     )
 }
 
-/// Adds the [`StatTally`] rows of the JSON array in parameter `$n`.
-pub(crate) fn count_sql(d: &Dialect, n: usize) -> String {
+/// Adds the [`StatTally`] rows of the JSON array in parameter `$n`, when
+/// `condition` holds (`TRUE`: always).
+pub(crate) fn count_sql(d: &Dialect, n: usize, condition: &str) -> String {
     let v = d.json_records(
         n,
         &[("app_id", "text"), ("minute", "bigint"), ("status", "text"), ("reason", "text"), ("count", "bigint")],
     );
-    upsert(&format!("SELECT v.app_id, v.minute, v.status, v.reason, v.count FROM {v} WHERE TRUE"))
+    upsert(&format!("SELECT v.app_id, v.minute, v.status, v.reason, v.count FROM {v} WHERE {condition}"))
 }
 
 /// Adds the rows of CTE `changed` (`app_id, status, reason` of deliveries

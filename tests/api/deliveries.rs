@@ -280,7 +280,73 @@ async fn fanout_fails_unsendable_devices_and_stops_when_cancelled(db: Db) {
     assert_eq!(rows.len() as u64, total);
 }
 
+/// An instance whose fan-out lease ran out while it was still sending
+/// (slow, not dead) records its batch after another instance took the job
+/// over and recorded the same devices: the late batch adds no rows and no
+/// counts, so each device keeps one delivery per notification.
+async fn a_late_batch_after_a_takeover_adds_no_duplicates(db: Db) {
+    use pushgate::domain::Target;
+    use pushgate::store::{DeliveryStatus, DeliveryUpdate, FanoutCommit, FanoutDevice, NewDeliveryRow, Store};
+
+    let (app, _mock, keys) = pipeline::start(db, |c| c.workers = false).await;
+    for i in 0..5 {
+        register(&app, &keys, "android", &format!("late-{i}"), None, &["late"]).await;
+    }
+    let (status, res) =
+        app.post("/v1/groups/late/notifications", &keys.server_key, json!({"notification": {"title": "hi"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    let id = res["id"].as_str().expect("id").to_string();
+
+    let slow = Store::connect(&app.config.database_url).await.expect("store").owned_by("slow");
+    let taker = Store::connect(&app.config.database_url).await.expect("store").owned_by("taker");
+    let now = pushgate::domain::time::now_ms();
+    let job = slow.claim_fanout(now, now + 10).await.expect("claim").expect("a fan-out to do");
+    let target = Target::Group("late".into());
+    let devices = slow.fanout_window(&job, &target, "", 5).await.expect("window");
+    // The slow instance's lease runs out; the other takes the job over.
+    let later = now + 1000;
+    let taken = taker.claim_fanout(later, later + 60_000).await.expect("claim").expect("taken over");
+    assert!(taken.abandoned, "the job was left by an instance that did not finish it");
+    let rows = |devices: &[FanoutDevice], label: &str| -> Vec<NewDeliveryRow> {
+        devices
+            .iter()
+            .map(|x| NewDeliveryRow {
+                device_id: x.id.clone(),
+                platform_name: x.platform.clone(),
+                token: x.token.clone(),
+                environment: x.environment.clone(),
+                update: DeliveryUpdate {
+                    id: 0,
+                    status: DeliveryStatus::Delivered,
+                    inc: 1,
+                    next_attempt_at: later,
+                    provider_status: Some(200),
+                    reason: None,
+                    provider_message_id: Some(label.to_string()),
+                    delivered_at: Some(later),
+                    attempt: None,
+                    platform: "android",
+                },
+            })
+            .collect()
+    };
+    let to = devices.last().map(|x| x.id.clone()).expect("a device");
+    let step = FanoutCommit { from: "", to: &to, count: 5, done: true, lease_until: later + 60_000 };
+    assert!(taker.fanout_commit(&taken, &step, &rows(&devices, "taker"), &[], later).await.expect("commit"));
+    let late = slow.fanout_commit(&job, &step, &rows(&devices, "slow"), &[], later).await.expect("commit");
+    assert!(!late, "the cursor had moved on");
+    slow.close().await;
+    taker.close().await;
+
+    let log = pipeline::deliveries(&app, &keys.server_key, &format!("notification_id={id}")).await;
+    assert_eq!(log.len(), 5, "one delivery per device: {log:?}");
+    assert!(log.iter().all(|r| r["provider_message_id"] == "taker"), "{log:?}");
+    let (_, n) = app.get(&format!("/v1/notifications/{id}"), &keys.server_key).await;
+    assert_eq!(n["counts"]["delivered"], 5, "counted once: {n}");
+}
+
 crate::store_tests!(
+    a_late_batch_after_a_takeover_adds_no_duplicates,
     fanout_fails_unsendable_devices_and_stops_when_cancelled,
     instances_share_the_work_without_duplicates,
     fanout_resumes_after_a_stop,

@@ -63,7 +63,7 @@ async fn register_creates_then_refreshes(db: Db) {
     assert_eq!(device["platform"], "ios");
     assert_eq!(device["token"], ios_token(1));
     assert_eq!(device["groups"], json!(["eu", "news"]), "sorted, without duplicates");
-    assert_eq!(device["environment"], "production", "the iOS default");
+    assert_eq!(device["environment"], Value::Null, "absent: the app's environment decides at send time");
     assert_eq!(device["metadata"], json!({"model": "iPhone15,2"}));
     assert_eq!(device["active"], true);
     assert_eq!(device["deactivated_reason"], Value::Null);

@@ -163,6 +163,19 @@ async fn media_types_are_case_insensitive() {
         .await
         .expect("sent");
     assert_eq!(res.status(), StatusCode::CREATED);
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let res = app
+            .http
+            .post(app.url("/v1/apps"))
+            .bearer_auth(&app.admin_key)
+            .header("content-type", content_type)
+            .body(json!({"name": "typed"}).to_string())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        assert_error(&res.json().await.expect("json"), "unsupported_media_type", None);
+    }
 }
 
 #[tokio::test]

@@ -97,6 +97,22 @@ pub fn sign_user_token(secret: &str, user_id: &str, ttl_seconds: i64) -> String 
         .expect("sign user token")
 }
 
+/// Every gateway the tests start logs into one file (the gateway's own
+/// events at DEBUG, its libraries' at INFO), which CI searches for secrets
+/// after the whole run (`.ci/run`).
+fn log_to_file() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("api-test.log");
+        let Ok(file) = std::fs::File::create(&path) else { return };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,pushgate=debug"))
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
+}
+
 impl TestApp {
     /// A gateway on a fresh database of kind `db`.
     pub async fn spawn(db: Db) -> Self {
@@ -119,6 +135,7 @@ impl TestApp {
     /// Starts a gateway with exactly `config` (e.g. a second instance on the
     /// same database).
     pub async fn start(db: Db, config: Config, tmp: Option<tempfile::TempDir>) -> Self {
+        log_to_file();
         let gateway = Gateway::build(config.clone()).await.expect("gateway starts");
         let addr = gateway.addr;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -62,6 +62,26 @@ async fn sandbox_devices_go_to_the_sandbox_host_on_every_path(db: Db) {
     assert_eq!((dev["active"].as_bool(), dev["deactivated_reason"].as_str()), (Some(false), Some("BadDeviceToken")));
 }
 
+/// A device registered without `environment` follows its app's: a
+/// development app (`apns.environment: "sandbox"`) sends it to the sandbox.
+async fn devices_without_environment_follow_their_app(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |_| {}).await;
+    let m = &mock.handle;
+    let mut apns = m.apns_credentials_json();
+    apns["environment"] = json!("sandbox");
+    let (status, res) = app.patch(&format!("/v1/apps/{}", keys.id), &app.admin_key, json!({"apns": apns})).await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    let tok = ios_token("5a4d", 9);
+    let id = register(&app, &keys, "ios", &tok, None, &[]).await;
+    let (_, dev) = app.get(&format!("/v1/devices/{id}"), &keys.server_key).await;
+    assert_eq!(dev["environment"], Value::Null, "{dev}");
+    let note = json!({"notification": {"title": "dev build"}});
+    let (status, res) = app.post(&format!("/v1/devices/{id}/notifications?wait=true"), &keys.server_key, note).await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    assert_eq!(res["results"][0]["status"], "delivered", "{res}");
+    assert!(m.received(&tok).iter().all(|r| r.sandbox), "sent to the sandbox host");
+}
+
 async fn expiry_is_absolute_and_pushes_collapse_by_notification(db: Db) {
     let (app, mock, keys) = pipeline::start(db, |_| {}).await;
     let key = keys.server_key.clone();
@@ -216,6 +236,48 @@ async fn refused_credentials_make_the_provider_failing_until_they_work(db: Db) {
     m.clear_behaviors();
 }
 
+/// APNs `ExpiredProviderToken` is the gateway's own token grown old: the
+/// push is sent again at once with a new one and the app stays `ok`. An OAuth refusal
+/// (Google's token endpoint says `invalid_grant`) makes FCM `failing` with
+/// the deliveries kept, until the endpoint accepts again.
+async fn expired_provider_tokens_and_oauth_refusals(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |_| {}).await;
+    let key = keys.server_key.clone();
+    let m = &mock.handle;
+    let ios = ios_token("c0de", 7);
+    let ios_id = register(&app, &keys, "ios", &ios, None, &[]).await;
+    let note = json!({"notification": {"title": "t"}});
+    let (status, res) = app.post(&format!("/v1/devices/{ios_id}/notifications?wait=true"), &key, note.clone()).await;
+    assert_eq!((status, &res["results"][0]["status"]), (StatusCode::OK, &json!("delivered")), "{res}");
+    m.expire_apns_jwts();
+    let (status, res) = app.post(&format!("/v1/devices/{ios_id}/notifications"), &key, note.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    let done = wait_final(&app, &keys, res["id"].as_str().expect("id")).await;
+    assert_eq!(done["counts"]["delivered"], 1, "retried with a new provider token: {done}");
+    // Apple refused the old token once; the same attempt was sent again
+    // with a new one, so the log shows one attempt, delivered.
+    assert_eq!((m.delivered_count(&ios), m.apns_jwt_count()), (2, 2), "delivered again, with a second provider token");
+    let rows = pipeline::deliveries(&app, &key, &format!("notification_id={}", res["id"].as_str().unwrap_or(""))).await;
+    assert_eq!((rows[0]["status"].as_str(), rows[0]["attempts"].as_u64()), (Some("delivered"), Some(1)), "{rows:?}");
+    let (_, read) = app.get(&format!("/v1/apps/{}", keys.id), &app.admin_key).await;
+    assert_eq!(read["providers"]["apns"]["status"], "ok", "an expired token is not a credentials failure: {read}");
+
+    let android_id = register(&app, &keys, "android", "live-oauth", None, &[]).await;
+    m.set_oauth_failure(Some(pushgate_mock_providers::OAuthFailure::InvalidGrant));
+    let (status, res) = app.post(&format!("/v1/devices/{android_id}/notifications"), &key, note).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    let id = res["id"].as_str().expect("id").to_string();
+    let failing = providers_until(&app, &keys, |p| p["fcm"]["status"] == "failing").await;
+    assert!(failing["fcm"]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{failing}");
+    let rows = pipeline::deliveries(&app, &key, &format!("notification_id={id}")).await;
+    assert_eq!(rows[0]["status"], "pending", "kept for a retry: {rows:?}");
+    m.set_oauth_failure(None);
+    let done = wait_final(&app, &keys, &id).await;
+    assert_eq!(done["counts"]["delivered"], 1, "{done}");
+    providers_until(&app, &keys, |p| p["fcm"]["status"] == "ok").await;
+    assert_eq!(m.delivered_count("live-oauth"), 1);
+}
+
 async fn dead_tokens_are_deactivated_as_the_table_says(db: Db) {
     let (app, mock, keys) = pipeline::start(db, |_| {}).await;
     let key = keys.server_key.clone();
@@ -347,6 +409,8 @@ crate::store_tests!(
     refused_credentials_make_the_provider_failing_until_they_work,
     dead_tokens_are_deactivated_as_the_table_says,
     sandbox_devices_go_to_the_sandbox_host_on_every_path,
+    devices_without_environment_follow_their_app,
+    expired_provider_tokens_and_oauth_refusals,
     expiry_is_absolute_and_pushes_collapse_by_notification,
     a_delivery_past_its_expiry_is_expired_without_a_request,
 );
