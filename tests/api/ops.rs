@@ -38,6 +38,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/stats"),
+    ("get", "/v1/notifications"),
 ];
 
 async fn openapi_lists_every_route_of_the_contract(db: Db) {
