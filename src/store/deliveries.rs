@@ -326,12 +326,11 @@ impl Store {
         let update_deliveries = |returning: &str| {
             format!(
                 "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
-             next_attempt_at = v.next_attempt_at, lease_until = NULL, \
-             provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
-             provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2, \
-             attempts_log = {append} \
-             FROM {results} WHERE d.id = v.id AND d.status = 'pending' \
-             RETURNING {returning}"
+                 next_attempt_at = v.next_attempt_at, lease_until = NULL, \
+                 provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
+                 provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2, \
+                 attempts_log = {append} \
+                 FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING {returning}"
             )
         };
         let updates_json = serde_json::to_string(updates)?;
