@@ -118,6 +118,8 @@ async fn console_shows_what_the_api_says() {
     text_of(&page, "lookup").await;
     fill_and_enter(&page, "q", &ok).await;
     let shown = text_of(&page, "device").await;
+    let page_text = page.eval("document.getElementById('page').textContent").await;
+    assert!(!page_text.as_str().unwrap_or_default().contains("null"), "nothing shows as null: {page_text}");
     assert!(shown.contains("fcm-console-ok") && shown.contains("u-7"), "device: {shown}");
     let history = text_of(&page, "deliveries").await;
     assert!(history.contains(&id) && history.contains("delivered"), "history: {history}");

@@ -57,7 +57,7 @@ function show(title, ...content) {
   const page = $("page");
   const moved = state.shown !== location.hash;
   state.shown = location.hash;
-  page.replaceChildren(el("h2", { id: "page-title", tabindex: "-1" }, title), ...content);
+  page.replaceChildren(el("h2", { id: "page-title", tabindex: "-1" }, title), ...content.flat(Infinity).filter((c) => c !== null && c !== undefined));
   page.hidden = false;
   page.dataset.route = location.hash;
   document.title = `${title} · pushgate console`;
@@ -264,7 +264,8 @@ async function device(id, params) {
     ["Locale", v.locale], ["Time zone", v.timezone], ["App version", v.app_version], ["Registered", when(v.created_at)], ["Last seen", when(v.last_seen_at)]];
   show("Device " + id,
     el("dl", { id: "device" }, fields.filter(([, x]) => x !== undefined && x !== null && x !== "").map(([k, x]) => [el("dt", {}, k), el("dd", {}, x)])),
-    v.metadata ? el("pre", {}, JSON.stringify(v.metadata, null, 2)) : null,
+    v.metadata && typeof v.metadata === "object" && Object.keys(v.metadata).length
+      ? [el("h3", {}, "Metadata"), el("pre", {}, JSON.stringify(v.metadata, null, 2))] : null,
     el("h3", {}, "Delivery history"),
     log.status === 200 ? deliveryTable(log.body.items, false) : fail(log), log.status === 200 ? pager(params, log.body.next_cursor) : null);
 }
