@@ -35,6 +35,7 @@ enum Outcome {
 
 async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>) -> BenchResult<Outcome> {
     let group = format!("bench-fanout-{n}");
+    crate::progress::note(Some(env.kind), &format!("fan-out of {n}: seeding the devices"));
     let seed_start = Instant::now();
     env.db.seed(&env.api.app_id, &group, n).await?;
     let seed_s = seed_start.elapsed().as_secs_f64();
@@ -59,6 +60,7 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>
         10_001..=100_000 => 100,
         _ => 500,
     });
+    let mut ticker = crate::progress::Ticker::new();
     let (status, last) = loop {
         let reply = env.api.get(&format!("/v1/notifications/{id}"), &env.api.server_key).await?;
         if reply.route_missing() {
@@ -67,6 +69,11 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>
         let status = reply.str("status").unwrap_or("?").to_owned();
         if status == "completed" || status == "cancelled" || Instant::now() > deadline {
             break (status, reply.body);
+        }
+        if ticker.due() {
+            let done = count(&reply.body, "delivered") + count(&reply.body, "failed");
+            let elapsed = start.elapsed().as_secs();
+            crate::progress::note(Some(env.kind), &format!("fan-out of {n}: {done} sent in {elapsed} s"));
         }
         tokio::time::sleep(poll).await;
     };

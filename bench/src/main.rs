@@ -12,6 +12,7 @@ mod env;
 mod fanout;
 mod gateway;
 mod mock;
+mod progress;
 mod registration;
 mod report;
 mod seed;
@@ -296,19 +297,23 @@ async fn run(plan: Plan) -> BenchResult<()> {
 async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<f64>, sockets_done: &mut bool) {
     let kind = Some(env.kind);
     if plan.has(Scenario::Fanout) {
+        progress::note(kind, "fan-out");
         fanout::run(env, &plan.sizes, ceiling, mock.pid()).await;
     }
     if plan.has(Scenario::Sends) {
+        progress::note(kind, "single-device sends");
         if let Err(e) = sends::throughput(env, mock, plan.sends).await {
             report::failed("sends", kind, e);
         }
     }
     if plan.has(Scenario::Latency) {
+        progress::note(kind, "send latency");
         if let Err(e) = sends::latency(env, plan.latency_sends).await {
             report::failed("send_latency", kind, e);
         }
     }
     if plan.has(Scenario::Registration) {
+        progress::note(kind, "registrations");
         if let Err(e) = registration::run(env, plan.registrations).await {
             report::failed("registration", kind, e);
         }
@@ -316,6 +321,7 @@ async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<
     // Sockets do not touch the store after the handshake: once is enough.
     if plan.has(Scenario::Sockets) && !*sockets_done {
         *sockets_done = true;
+        progress::note(kind, "sockets");
         if let Err(e) = sockets::run(env, plan.sockets).await {
             report::failed("sockets", kind, e);
         }

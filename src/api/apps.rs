@@ -88,7 +88,7 @@ struct UpdateApp {
 /// Which providers an app can reach, and whether they accept its
 /// credentials; credentials are never echoed.
 #[derive(Serialize, ToSchema)]
-struct Providers {
+pub(crate) struct Providers {
     apns: ProviderState,
     fcm: ProviderState,
     web_push: ProviderState,
@@ -103,9 +103,20 @@ struct WebPushView {
     public_key: String,
 }
 
+impl Providers {
+    /// The providers of `row`.
+    pub(crate) fn of(row: &AppRow) -> Self {
+        Self {
+            apns: ProviderState::of(row.apns.is_some(), row.apns_error.clone(), row.apns_failing_since),
+            fcm: ProviderState::of(row.fcm.is_some(), row.fcm_error.clone(), row.fcm_failing_since),
+            web_push: ProviderState::of(row.web_push.is_some(), row.web_push_error.clone(), row.web_push_failing_since),
+        }
+    }
+}
+
 /// One provider of an app.
 #[derive(Serialize, ToSchema)]
-struct ProviderState {
+pub(crate) struct ProviderState {
     /// Credentials are stored.
     configured: bool,
     /// `ok`, or `failing` while the provider refuses the credentials
@@ -153,11 +164,7 @@ struct AppView {
 impl From<AppRow> for AppView {
     fn from(row: AppRow) -> Self {
         Self {
-            providers: Providers {
-                apns: ProviderState::of(row.apns.is_some(), row.apns_error, row.apns_failing_since),
-                fcm: ProviderState::of(row.fcm.is_some(), row.fcm_error, row.fcm_failing_since),
-                web_push: ProviderState::of(row.web_push.is_some(), row.web_push_error, row.web_push_failing_since),
-            },
+            providers: Providers::of(&row),
             web_push: web_push_view(row.web_push.as_deref(), row.web_push_public_key),
             identity: IdentityMode::parse(&row.identity),
             socket: SocketSettings { client_relay: ClientRelay::parse(&row.client_relay) },

@@ -446,6 +446,8 @@ struct ListQuery {
     platform: Option<Platform>,
     /// `true`: active devices only; `false`: deactivated ones only.
     active: Option<bool>,
+    /// The device with this token (with `platform`, found by its index).
+    token: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -467,6 +469,7 @@ async fn list(
         group: q.group.as_deref(),
         platform: q.platform,
         active: q.active,
+        token: q.token.as_deref(),
     };
     let rows = st.store.list_devices(app_id, &filter, after.as_deref(), limit + 1).await?;
     Ok(axum::Json(DeviceView::page(rows, limit, cursors)?))

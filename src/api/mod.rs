@@ -4,6 +4,7 @@
 //! declarations and cannot drift from what is served.
 
 pub mod apps;
+pub mod console;
 pub mod deliveries;
 pub mod devices;
 pub mod groups;
@@ -17,6 +18,7 @@ pub mod reader;
 pub mod sdk;
 pub mod socket;
 pub mod web_push;
+pub mod stats;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -37,6 +39,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(socket::router())
         .merge(web_push::router())
         .merge(sdk::router())
+        .merge(stats::router())
 }
 
 /// The whole HTTP surface.
@@ -46,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = documented().split_for_parts();
     let router = routes
         .merge(openapi::router(doc))
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

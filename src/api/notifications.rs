@@ -17,6 +17,7 @@ use super::json::{Json, Query};
 use super::reader::Reader;
 use crate::auth::Auth;
 use crate::delivery::{Idempotency, NewSend, Submitted};
+use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::{json, names, time, time::Timestamp, Target};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read, cancel))
         .routes(routes!(send_to_device))
         .routes(routes!(send_to_group))
+        .routes(routes!(list))
 }
 
 /// Body of the device and group send endpoints.
@@ -410,6 +412,29 @@ fn view(row: NotificationRow) -> NotificationView {
         updated_at: Timestamp(row.updated_at),
         completed_at: row.completed_at.map(Timestamp),
     }
+}
+
+/// Paging of the notification list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/notifications", tag = "sending", params(("app_id" = Option<String>, Query, description = "admin key: the app read"), ListQuery),
+    description = "The app's notifications, newest first, with their counts.",
+    responses((status = 200, body = inline(PageOf<NotificationView>)), (status = "4XX", body = ErrorBody)))]
+async fn list(
+    State(st): State<AppState>,
+    Reader(app_id): Reader,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<NotificationView>>> {
+    let limit = cursor::limit(q.limit)?;
+    let cursors = st.cursors.list("notifications");
+    let before = cursors.decode(q.cursor.as_deref())?;
+    let rows = st.store.list_notifications(&app_id, before.as_deref(), limit + 1).await?;
+    Ok(axum::Json(Page::from_rows(rows, limit, cursors, |r| r.id.clone()).map(view)))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::notifications::complete_sql;
 use super::sql::{on_pool, BeginWrite, Dialect, Pool, Sql};
+use super::stats::{self, StatTally};
 use super::{DeliveryStatus, Store, StoreResult};
 
 /// A delivery taken by a worker.
@@ -320,21 +321,25 @@ impl Store {
         let d = self.dialect();
         let results = d.json_records(1, &[&[("id", "bigint")], RESULT_COLUMNS].concat());
         let append = append_attempt("d.attempts_log");
-        let update_deliveries = format!(
-            "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
-             next_attempt_at = v.next_attempt_at, lease_until = NULL, \
-             provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
-             provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2, \
-             attempts_log = {append} \
-             FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING notification_id, status"
-        );
+        // What the update returns: SQLite's RETURNING reads only the updated
+        // table, unqualified; Postgres needs `d.` where `v` has the same name.
+        let update_deliveries = |returning: &str| {
+            format!(
+                "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
+                 next_attempt_at = v.next_attempt_at, lease_until = NULL, \
+                 provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
+                 provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2, \
+                 attempts_log = {append} \
+                 FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING {returning}"
+            )
+        };
         let updates_json = serde_json::to_string(updates)?;
         let dead_json = serde_json::to_string(dead)?;
         let completed = match self.pool() {
             Pool::Postgres(p) => {
                 let shared = ResultSql::new(&d, 1, 3, 2);
                 let sql = format!(
-                    "WITH changed AS ({update_deliveries}), \
+                    "WITH changed AS ({update}), \
                      tally AS (SELECT notification_id, COUNT(*) FILTER (WHERE status = 'delivered') AS delivered, \
                      COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
                      COUNT(*) FILTER (WHERE status = 'expired') AS expired, \
@@ -346,11 +351,13 @@ impl Store {
                      failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
                      cancelled = notification_counts.cancelled + excluded.cancelled \
                      RETURNING notification_id, delivered + failed + expired + cancelled AS done), \
-                     dead AS ({deactivate}) \
+                     dead AS ({deactivate}), stats AS ({stats}) \
                      UPDATE notifications AS n SET status = 'completed', completed_at = $2, updated_at = $2 FROM counted c \
                      WHERE n.id = c.notification_id AND n.status IN ('queued', 'sending') AND n.fanout_done = TRUE \
                      AND n.delivered + n.failed + n.expired + n.cancelled + c.done >= n.targeted RETURNING n.id",
-                    deactivate = shared.deactivate
+                    update = update_deliveries("d.notification_id, d.status, d.app_id, d.reason"),
+                    deactivate = shared.deactivate,
+                    stats = stats::count_changed_sql(2),
                 );
                 sqlx::query_scalar(&sql).bind(&updates_json).bind(now).bind(&dead_json).fetch_all(p).await?
             }
@@ -358,9 +365,21 @@ impl Store {
                 let shared = ResultSql::new(&d, 1, 1, 2);
                 let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
                 let mut tx = p.begin_write().await?;
-                let changed: Vec<(String, DeliveryStatus)> =
-                    sqlx::query_as(&update_deliveries).bind(&updates_json).bind(now).fetch_all(&mut *tx).await?;
-                let tallies = Tally::of(changed.iter().map(|(id, status)| (id.as_str(), *status)));
+                let changed: Vec<(String, DeliveryStatus, String, Option<String>)> =
+                    sqlx::query_as(&update_deliveries("notification_id, status, app_id, reason"))
+                        .bind(&updates_json)
+                        .bind(now)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let tallies = Tally::of(changed.iter().map(|(id, status, ..)| (id.as_str(), *status)));
+                let counted =
+                    StatTally::of(now, changed.iter().map(|(_, s, app, r)| (app.as_str(), *s, r.as_deref(), 1)));
+                if !counted.is_empty() {
+                    sqlx::query(&stats::count_sql(&d, 1, "TRUE"))
+                        .bind(serde_json::to_string(&counted)?)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let mut completed = Vec::new();
                 if !tallies.is_empty() {
                     sqlx::query(&shared.count).bind(serde_json::to_string(&tallies)?).execute(&mut *tx).await?;

@@ -132,6 +132,8 @@ pub struct DeviceFilter<'a> {
     pub platform: Option<Platform>,
     /// Active (or deactivated) devices only.
     pub active: Option<bool>,
+    /// The device with this token (a lookup).
+    pub token: Option<&'a str>,
 }
 
 /// Every column of a device plus its sorted group names, aliased `d`.
@@ -236,6 +238,9 @@ fn list_sql(app_id: &str, filter: &DeviceFilter<'_>, after: Option<&str>, limit:
     }
     if let Some(active) = filter.active {
         q.push(if active { " AND d.active" } else { " AND NOT d.active" });
+    }
+    if let Some(token) = filter.token {
+        q.push(" AND d.token = ").push_bind(token);
     }
     q.push(" ORDER BY d.id DESC LIMIT ").push_bind(limit);
     q
@@ -444,8 +449,12 @@ mod tests {
         assert!(sql.ends_with("WHERE d.app_id = $1 ORDER BY d.id DESC LIMIT $2"), "{sql}");
         assert_eq!(q.args(), [Arg::from("app"), Arg::Int(50)]);
 
-        let filter =
-            DeviceFilter { user_id: Some("u"), platform: Some(Platform::Ios), active: Some(false), group: None };
+        let filter = DeviceFilter {
+            user_id: Some("u"),
+            platform: Some(Platform::Ios),
+            active: Some(false),
+            ..DeviceFilter::default()
+        };
         let q = list_sql("app", &filter, Some("c"), 50);
         let sql = q.text();
         assert!(

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::deliveries::{append_attempt, ResultSql, Tally, RESULT_COLUMNS};
 use super::notifications::{fanout_param, fanout_source};
 use super::sql::{on_pool, BeginWrite, Pool};
+use super::stats::{self, StatTally};
 use super::{DeadToken, DeliveryUpdate, Store, StoreResult};
 use crate::domain::Target;
 
@@ -172,6 +173,11 @@ impl Store {
             )
         };
         let tallies = serde_json::to_string(&Tally::of(rows.iter().map(|r| (job.id.as_str(), r.update.status))))?;
+        let counted = StatTally::of(
+            now,
+            rows.iter().map(|r| (job.app_id.as_str(), r.update.status, r.update.reason.as_deref(), 1)),
+        );
+        let counted = serde_json::to_string(&counted)?;
         let rows_json = serde_json::to_string(rows)?;
         let dead_json = serde_json::to_string(dead)?;
         Ok(match self.pool() {
@@ -187,10 +193,11 @@ impl Store {
                      WHERE id = $1 AND status = 'cancelled' AND fanout_owner = $12))";
                 let sql = format!(
                     "WITH moved AS ({advance} RETURNING 1), rows AS ({rows} WHERE {keep}), counted AS ({count}), \
-                     dead AS ({deactivate}) SELECT COUNT(*) FROM moved",
+                     dead AS ({deactivate}), stats AS ({stats}) SELECT COUNT(*) FROM moved",
                     rows = insert(8, 1, 9, 5),
                     count = shared.count_if(keep),
                     deactivate = shared.deactivate,
+                    stats = stats::count_sql(&d, 13, keep),
                 );
                 let moved: i64 = bind_advance!(sqlx::query_scalar(&sql))
                     .bind(&job.app_id)
@@ -198,6 +205,7 @@ impl Store {
                     .bind(&tallies)
                     .bind(&dead_json)
                     .bind(self.owner())
+                    .bind(&counted)
                     .fetch_one(p)
                     .await?;
                 moved == 1
@@ -224,6 +232,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     sqlx::query(&shared.count).bind(&tallies).execute(&mut *tx).await?;
+                    sqlx::query(&stats::count_sql(&d, 1, "TRUE")).bind(&counted).execute(&mut *tx).await?;
                 }
                 if !dead.is_empty() {
                     sqlx::query(&shared.deactivate).bind(&dead_json).bind(now).execute(&mut *tx).await?;

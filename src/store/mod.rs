@@ -16,6 +16,7 @@ mod provider_tokens;
 mod registrations;
 mod socket;
 mod sql;
+mod stats;
 mod status;
 
 use std::str::FromStr;
@@ -36,6 +37,7 @@ pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, Noti
 pub use provider_tokens::{ProviderTokenKey, ProviderTokenRow};
 pub use registrations::Registration;
 pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};
+pub use stats::{DeviceCount, StatRow, StatsWindow, MINUTE_MS};
 pub use status::{DeliveryStatus, NotificationStatus, UnknownStatus};
 
 use sql::{on_pool, Dialect, Pool};
@@ -181,6 +183,42 @@ impl Store {
             Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
         }
         Ok(())
+    }
+
+    /// The migrations not yet applied, `(version, description)` in order.
+    pub async fn pending_migrations(&self) -> StoreResult<Vec<(i64, String)>> {
+        let migrator = match &self.pool {
+            Pool::Postgres(_) => sqlx::migrate!("migrations/postgres"),
+            Pool::Sqlite(_) => sqlx::migrate!("migrations/sqlite"),
+        };
+        let applied: Result<Vec<i64>, sqlx::Error> = on_pool!(&self.pool, p => sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE"
+        ).fetch_all(p).await);
+        let applied = match applied {
+            Ok(versions) => versions,
+            // No table yet (Postgres 42P01, SQLite's message): a new database.
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("42P01") || e.message().starts_with("no such table") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect())
+    }
+
+    /// How long each applied migration of `versions` took (ms), as recorded.
+    pub async fn migration_times(&self, versions: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+        let sql = format!(
+            "SELECT version, execution_time / 1000000 FROM _sqlx_migrations WHERE {} ORDER BY version",
+            self.dialect().in_ints("version", 1)
+        );
+        let versions = serde_json::to_string(versions)?;
+        Ok(on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(&versions).fetch_all(p).await?))
     }
 
     /// True when the store answers and every known migration is applied.

@@ -2,6 +2,7 @@
 //! targets, their deliveries) in one transaction; read, cancelled, completed.
 
 use super::sql::{on_pool, BeginWrite, Dialect};
+use super::stats::{self, StatTally};
 use super::{ClaimedDelivery, DeliveryStatus, NotificationStatus, Store, StoreError, StoreResult};
 use crate::domain::Target;
 
@@ -316,6 +317,12 @@ impl Store {
                         platforms.dedup();
                         break 'tx Err(Created::NoProvider(platforms));
                     }
+                    // Deliveries born failed (no provider) count in the stats as they are recorded.
+                    let unsent = rows.iter().filter(|r| r.status == DeliveryStatus::Failed).count() as i64;
+                    if unsent > 0 {
+                        let counted = StatTally::of(n.now, [(n.app_id, DeliveryStatus::Failed, Some("no_provider"), unsent)]);
+                        sqlx::query(&stats::count_sql(&d, 1, "TRUE")).bind(serde_json::to_string(&counted)?).execute(&mut *tx).await?;
+                    }
                     let born = if lease.is_some() { rows.into_iter().filter(|r| r.status == DeliveryStatus::Pending).collect() }
                         else { Vec::new() };
                     (Accepted { id: n.id.to_string(), status: stored_status, targeted }, born)
@@ -373,6 +380,19 @@ impl Store {
             }
             _ => Ok(Created::KeyReused),
         }
+    }
+
+    /// `app_id`'s notifications, newest first (ids are UUIDv7), those
+    /// with an id below `before`, `limit` rows.
+    pub async fn list_notifications(
+        &self,
+        app_id: &str,
+        before: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<NotificationRow>> {
+        let sql = format!("{SELECT} WHERE n.app_id = $1 AND ($2 IS NULL OR n.id < $2) ORDER BY n.id DESC LIMIT $3");
+        Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, NotificationRow>(&sql).bind(app_id).bind(before)
+            .bind(limit).fetch_all(p).await?))
     }
 
     /// Reads a notification of `app_id`.

@@ -42,6 +42,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/sdk/pushgate.js"),
     ("get", "/sdk/pushgate-sw.js"),
     ("get", "/demo"),
+    ("get", "/v1/stats"),
+    ("get", "/v1/notifications"),
 ];
 
 async fn openapi_lists_every_route_of_the_contract(db: Db) {
