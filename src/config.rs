@@ -120,6 +120,8 @@ pub struct Config {
     pub identity_grace_seconds: i64,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
     pub socket: crate::socket::SocketConfig,
+    /// Webhook batching, retries and address checks (`[webhook]`).
+    pub webhook: crate::webhooks::WebhookConfig,
 }
 
 impl Default for Config {
@@ -161,6 +163,7 @@ impl Default for Config {
             send_rate: 0,
             trusted_proxies: Vec::new(),
             socket: crate::socket::SocketConfig::default(),
+            webhook: crate::webhooks::WebhookConfig::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod rate_limit;
 pub mod reader;
 pub mod socket;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -33,6 +34,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(groups::router())
         .merge(ops::router())
         .merge(socket::router())
+        .merge(webhooks::router())
 }
 
 /// The whole HTTP surface.

@@ -17,6 +17,7 @@ mod registrations;
 mod socket;
 mod sql;
 mod status;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -36,6 +37,10 @@ pub use provider_tokens::{ProviderTokenKey, ProviderTokenRow};
 pub use registrations::Registration;
 pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};
 pub use status::{DeliveryStatus, NotificationStatus, UnknownStatus};
+pub use webhooks::{
+    AttemptRecord, ClaimedMessage, NewWebhook, NewWebhookMessage, OutboxItem, WebhookAttemptRow, WebhookPatch,
+    WebhookRow,
+};
 
 use sql::{on_pool, Dialect, Pool};
 
