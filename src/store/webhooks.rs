@@ -460,6 +460,16 @@ impl Store {
         Ok(on_pool!(self.pool(), p => q.query_as::<_, WebhookAttemptRow>().fetch_all(p).await?))
     }
 
+    /// Removes sent and given-up messages, and attempts, older than `before` (ms).
+    pub async fn prune_webhooks(&self, before: i64) -> StoreResult<u64> {
+        let messages = on_pool!(self.pool(), p => sqlx::query(
+            "DELETE FROM webhook_messages WHERE status <> 'pending' AND created_at < $1"
+        ).bind(before).execute(p).await?.rows_affected());
+        let attempts = on_pool!(self.pool(), p => sqlx::query("DELETE FROM webhook_attempts WHERE at < $1")
+            .bind(before).execute(p).await?.rows_affected());
+        Ok(messages + attempts)
+    }
+
     /// Events not yet delivered: in the outbox, and messages pending.
     pub async fn webhook_backlog(&self) -> StoreResult<i64> {
         Ok(on_pool!(self.pool(), p => sqlx::query_scalar(

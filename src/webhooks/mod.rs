@@ -44,7 +44,8 @@ impl Webhooks {
         if !settings.allow_private {
             client = client.dns_resolver(Arc::new(address::PublicResolver));
         }
-        let worker = Arc::new(worker::Worker::new(store, settings.clone(), client.build()?));
+        let retention_ms = config.retention_days.max(1).saturating_mul(24 * 3600 * 1000);
+        let worker = Arc::new(worker::Worker::new(store, settings.clone(), client.build()?, retention_ms));
         Ok(Self { config: settings, worker, tasks: TaskTracker::new(), run_worker: config.workers })
     }
 

@@ -23,6 +23,8 @@ use crate::store::{AttemptRecord, ClaimedMessage, Store, StoreResult, WebhookRow
 const SEAL_LIMIT: i64 = 20_000;
 /// How often the pending-events gauge is refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
+/// How often old messages and attempts are removed.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Tries at recording an attempt before leaving it to the lease.
 const RECORD_TRIES: u32 = 5;
 
@@ -31,14 +33,16 @@ pub(super) struct Worker {
     config: Arc<WebhookConfig>,
     client: reqwest::Client,
     permits: Arc<Semaphore>,
+    /// Sent and given-up messages, and attempts, are kept this long (ms).
+    retention_ms: i64,
     /// Messages were queued on this instance (a test event).
     pub(super) wake: Notify,
 }
 
 impl Worker {
-    pub(super) fn new(store: Store, config: Arc<WebhookConfig>, client: reqwest::Client) -> Self {
+    pub(super) fn new(store: Store, config: Arc<WebhookConfig>, client: reqwest::Client, retention_ms: i64) -> Self {
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        Self { store, config, client, permits, wake: Notify::new() }
+        Self { store, config, client, permits, retention_ms, wake: Notify::new() }
     }
 
     /// Seals, claims and sends until `cancel`; attempts in flight finish
@@ -47,7 +51,7 @@ impl Worker {
         let attempts = TaskTracker::new();
         // A lease outlives an attempt and its record (retried for a few seconds).
         let lease_ms = self.config.timeout_ms as i64 + 10_000;
-        let mut gauge_at: Option<Instant> = None;
+        let (mut gauge_at, mut pruned_at): (Option<Instant>, Option<Instant>) = (None, None);
         while !cancel.is_cancelled() {
             let now = now_ms();
             if let Err(e) = self.seal(now).await {
@@ -57,6 +61,12 @@ impl Worker {
                 gauge_at = Some(Instant::now());
                 if let Ok(n) = self.store.webhook_backlog().await {
                     crate::metrics::webhook_events_pending(n);
+                }
+            }
+            if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(Instant::now());
+                if let Err(e) = self.store.prune_webhooks(now - self.retention_ms).await {
+                    tracing::warn!(error = %e, "removing old webhook messages failed");
                 }
             }
             let mut permit = tokio::select! {

@@ -351,6 +351,44 @@ async fn failures_are_retried_on_schedule_and_listed(db: Db) {
     assert_error(&bad, "invalid_field", Some("status"));
 }
 
+async fn a_webhook_failing_too_long_is_disabled_until_enabled(db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        quick(c);
+        c.webhook.retry_schedule = "100ms,100ms,100ms,100ms".to_string().try_into().expect("schedule");
+        // Failing at all is failing too long.
+        c.webhook.disable_after_seconds = 0;
+    })
+    .await;
+    let keys = app.create_app().await;
+    let receiver = Receiver::start().await;
+    receiver.answer_always(Some(500));
+    let (id, _) = subscribe(&app, &keys, &receiver.url, &["webhook.test"]).await;
+    app.post(&format!("/v1/webhooks/{id}/test"), &keys.server_key, json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let disabled = loop {
+        let (_, hook) = app.get(&format!("/v1/webhooks/{id}"), &keys.server_key).await;
+        if hook["enabled"] == false {
+            break hook;
+        }
+        assert!(Instant::now() < deadline, "disabled in time: {hook}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(disabled["disabled_reason"].as_str().is_some_and(|r| r.contains("failing")), "{disabled}");
+    assert!(disabled["failing_since"].is_string(), "{disabled}");
+    // The first failure starts the clock, the second finds it run out; then nothing is tried.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(receiver.received().len(), 2);
+    receiver.answer_always(None);
+    let (status, enabled) = app.patch(&format!("/v1/webhooks/{id}"), &keys.server_key, json!({"enabled": true})).await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!((enabled["disabled_reason"].clone(), enabled["failing_since"].clone()), (Value::Null, Value::Null));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.received().len() < 3 {
+        assert!(Instant::now() < deadline, "the waiting event is sent once enabled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn a_fan_out_with_many_dead_tokens_makes_few_calls(db: Db) {
     let (app, _mock, keys) = pipeline::start(db, |c| {
         quick(c);
@@ -595,6 +633,7 @@ async fn events_pending_at_a_crash_are_delivered_after_it(db: Db) {
 crate::store_tests!(
     every_event_comes_signed_from_its_real_trigger,
     failures_are_retried_on_schedule_and_listed,
+    a_webhook_failing_too_long_is_disabled_until_enabled,
     a_fan_out_with_many_dead_tokens_makes_few_calls,
     the_chat_room_goes_through_the_app_server,
     webhooks_are_managed_and_guarded,
