@@ -309,6 +309,12 @@ impl Store {
              SELECT v.webhook_id, v.msg_id, v.kind, v.body, $2, $2 FROM {records}"
         );
         let delete = format!("DELETE FROM webhook_outbox WHERE {}", d.in_ints("id", 1));
+        // A read first: an empty outbox (the usual case) takes no write lock.
+        let any: Option<i64> = on_pool!(self.pool(), p => sqlx::query_scalar("SELECT id FROM webhook_outbox LIMIT 1")
+            .fetch_optional(p).await?);
+        if any.is_none() {
+            return Ok(0);
+        }
         macro_rules! run {
             ($p:expr) => {{
                 let mut tx = $p.begin_write().await?;
@@ -329,6 +335,15 @@ impl Store {
             Pool::Postgres(p) => run!(p),
             Pool::Sqlite(p) => run!(p),
         })
+    }
+
+    /// Whether some message is due at `now`: a read, so an idle worker's
+    /// rounds take no write lock.
+    pub async fn webhook_messages_due(&self, now: i64) -> StoreResult<bool> {
+        let due: Option<i64> = on_pool!(self.pool(), p => sqlx::query_scalar(
+            "SELECT id FROM webhook_messages WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1"
+        ).bind(now).fetch_optional(p).await?);
+        Ok(due.is_some())
     }
 
     /// Claims up to `limit` due messages of enabled endpoints, leased until

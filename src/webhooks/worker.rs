@@ -116,6 +116,9 @@ impl Worker {
 
     /// Due messages with their endpoints.
     async fn claim(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<(ClaimedMessage, WebhookRow)>> {
+        if !self.store.webhook_messages_due(now).await? {
+            return Ok(Vec::new());
+        }
         let messages = self.store.claim_webhook_messages(now, lease_until, limit).await?;
         if messages.is_empty() {
             return Ok(Vec::new());
