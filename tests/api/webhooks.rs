@@ -351,6 +351,29 @@ async fn failures_are_retried_on_schedule_and_listed(db: Db) {
     assert_error(&bad, "invalid_field", Some("status"));
 }
 
+async fn instances_sharing_a_store_send_each_event_once(db: Db) {
+    let app = TestApp::spawn_with(db, quick).await;
+    let other = app.another_instance().await;
+    let keys = app.create_app().await;
+    let receiver = Receiver::start().await;
+    let (id, _) = subscribe(&app, &keys, &receiver.url, &["webhook.test"]).await;
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        let instance = if n % 2 == 0 { &app } else { &other };
+        let (status, test) = instance.post(&format!("/v1/webhooks/{id}/test"), &keys.server_key, json!({})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{test}");
+        sent.push(test["msg_id"].as_str().expect("msg_id").to_string());
+    }
+    receiver.wait_for("every test event", |b| b.len() == 20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids: Vec<String> = receiver.received().iter().map(|r| header(&r.headers, "webhook-id")).collect();
+    ids.sort();
+    sent.sort();
+    assert_eq!(ids, sent, "each event exactly once");
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("pushgate_webhook_attempts_total{outcome=\"succeeded\"}"), "{metrics}");
+}
+
 async fn a_webhook_failing_too_long_is_disabled_until_enabled(db: Db) {
     let app = TestApp::spawn_with(db, |c| {
         quick(c);
@@ -634,6 +657,7 @@ crate::store_tests!(
     every_event_comes_signed_from_its_real_trigger,
     failures_are_retried_on_schedule_and_listed,
     a_webhook_failing_too_long_is_disabled_until_enabled,
+    instances_sharing_a_store_send_each_event_once,
     a_fan_out_with_many_dead_tokens_makes_few_calls,
     the_chat_room_goes_through_the_app_server,
     webhooks_are_managed_and_guarded,
