@@ -61,23 +61,22 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_webhook ON webhook_attempts (webhook_id, id);
 
--- An event of `p_app` for each of its enabled endpoints subscribed to `p_type`.
-CREATE FUNCTION pushgate_webhook_event(p_app TEXT, p_type TEXT, p_data JSON) RETURNS VOID AS $$
-    INSERT INTO webhook_outbox (webhook_id, type, data, created_at)
-    SELECT w.id, p_type, p_data::text, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint
-    FROM webhooks w WHERE w.app_id = p_app AND w.enabled AND strpos(w.events, '"' || p_type || '"') > 0;
-$$ LANGUAGE sql;
-
 -- The events of stored changes come from triggers: every statement that
 -- deactivates a device, fails a delivery, completes a notification or finds
 -- credentials refused (the write-back, the fan-out commit, the sweep, a
 -- deletion...) writes its events in its own transaction, whichever path
--- made the change.
+-- made the change. Each inserts one outbox row per enabled endpoint of the
+-- app subscribed to the event; the event's JSON is built only for those.
+-- PL/pgSQL, whose statements keep their plans for the session: a SQL
+-- function, planned again on every call, made each failed delivery several
+-- times dearer (100,000 failed rows inserted in 12.3 s, against 4.1 s this
+-- way and 1.5 s without triggers, on the same loaded machine).
 CREATE FUNCTION pushgate_device_deactivated() RETURNS trigger AS $$
 BEGIN
-    PERFORM pushgate_webhook_event(NEW.app_id, 'device.deactivated', json_build_object(
-        'device_id', NEW.id, 'user_id', NEW.user_id, 'platform', NEW.platform, 'token', NEW.token,
-        'reason', NEW.deactivated_reason));
+    INSERT INTO webhook_outbox (webhook_id, type, data, created_at)
+    SELECT w.id, 'device.deactivated', json_build_object('device_id', NEW.id, 'user_id', NEW.user_id, 'platform', NEW.platform, 'token', NEW.token,
+        'reason', NEW.deactivated_reason)::text, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint
+    FROM webhooks w WHERE w.app_id = NEW.app_id AND w.enabled AND strpos(w.events, '"device.deactivated"') > 0;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 CREATE TRIGGER webhook_device_deactivated AFTER UPDATE OF active ON devices
@@ -85,9 +84,10 @@ CREATE TRIGGER webhook_device_deactivated AFTER UPDATE OF active ON devices
 
 CREATE FUNCTION pushgate_delivery_failed() RETURNS trigger AS $$
 BEGIN
-    PERFORM pushgate_webhook_event(NEW.app_id, 'delivery.failed', json_build_object(
-        'notification_id', NEW.notification_id, 'device_id', NEW.device_id, 'platform', NEW.platform,
-        'reason', NEW.reason));
+    INSERT INTO webhook_outbox (webhook_id, type, data, created_at)
+    SELECT w.id, 'delivery.failed', json_build_object('notification_id', NEW.notification_id, 'device_id', NEW.device_id,
+        'platform', NEW.platform, 'reason', NEW.reason)::text, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint
+    FROM webhooks w WHERE w.app_id = NEW.app_id AND w.enabled AND strpos(w.events, '"delivery.failed"') > 0;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 CREATE TRIGGER webhook_delivery_failed_insert AFTER INSERT ON deliveries
@@ -97,14 +97,15 @@ CREATE TRIGGER webhook_delivery_failed_update AFTER UPDATE OF status ON deliveri
 
 CREATE FUNCTION pushgate_notification_completed() RETURNS trigger AS $$
 BEGIN
-    PERFORM pushgate_webhook_event(NEW.app_id, 'notification.completed', (
-        SELECT json_build_object('id', NEW.id, 'counts', json_build_object(
+    INSERT INTO webhook_outbox (webhook_id, type, data, created_at)
+    SELECT w.id, 'notification.completed', (SELECT json_build_object('id', NEW.id, 'counts', json_build_object(
             'targeted', NEW.targeted,
             'delivered', NEW.delivered + COALESCE(c.delivered, 0),
             'failed', NEW.failed + COALESCE(c.failed, 0),
             'expired', NEW.expired + COALESCE(c.expired, 0),
-            'cancelled', NEW.cancelled + COALESCE(c.cancelled, 0)))
-        FROM (SELECT 1) AS one LEFT JOIN notification_counts c ON c.notification_id = NEW.id));
+            'cancelled', NEW.cancelled + COALESCE(c.cancelled, 0)))::text
+        FROM (SELECT 1) AS one LEFT JOIN notification_counts c ON c.notification_id = NEW.id), (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint
+    FROM webhooks w WHERE w.app_id = NEW.app_id AND w.enabled AND strpos(w.events, '"notification.completed"') > 0;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;
 CREATE TRIGGER webhook_notification_completed_insert AFTER INSERT ON notifications
@@ -116,12 +117,14 @@ CREATE TRIGGER webhook_notification_completed_update AFTER UPDATE OF status ON n
 CREATE FUNCTION pushgate_credentials_failing() RETURNS trigger AS $$
 BEGIN
     IF NEW.apns_error IS NOT NULL AND OLD.apns_error IS NULL THEN
-        PERFORM pushgate_webhook_event(NEW.id, 'app.credentials_failing',
-            json_build_object('provider', 'apns', 'reason', NEW.apns_error));
+        INSERT INTO webhook_outbox (webhook_id, type, data, created_at)
+        SELECT w.id, 'app.credentials_failing', json_build_object('provider', 'apns', 'reason', NEW.apns_error)::text, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint
+        FROM webhooks w WHERE w.app_id = NEW.id AND w.enabled AND strpos(w.events, '"app.credentials_failing"') > 0;
     END IF;
     IF NEW.fcm_error IS NOT NULL AND OLD.fcm_error IS NULL THEN
-        PERFORM pushgate_webhook_event(NEW.id, 'app.credentials_failing',
-            json_build_object('provider', 'fcm', 'reason', NEW.fcm_error));
+        INSERT INTO webhook_outbox (webhook_id, type, data, created_at)
+        SELECT w.id, 'app.credentials_failing', json_build_object('provider', 'fcm', 'reason', NEW.fcm_error)::text, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint
+        FROM webhooks w WHERE w.app_id = NEW.id AND w.enabled AND strpos(w.events, '"app.credentials_failing"') > 0;
     END IF;
     RETURN NULL;
 END $$ LANGUAGE plpgsql;

@@ -237,7 +237,12 @@ async fn every_event_comes_signed_from_its_real_trigger(db: Db) {
     // Socket events from a real WebSocket client.
     let mut ws = connect(&app, &keys, "c-1", None).await;
     ws.send(Message::Text(r#"{"type":"message","data":{"text":"hello"}}"#.into())).await.expect("send frame");
-    let bodies = receiver.wait_for("the socket message", |b| !of_type(b, "socket.message").is_empty()).await;
+    // Events are sent concurrently: the connection's may come after the message's.
+    let bodies = receiver
+        .wait_for("the connection and the message", |b| {
+            !of_type(b, "socket.message").is_empty() && !of_type(b, "socket.connected").is_empty()
+        })
+        .await;
     let message = of_type(&bodies, "socket.message")[0];
     assert_eq!(message["data"]["data"], json!({"text": "hello"}), "{message}");
     let client_id = message["data"]["client_id"].as_str().expect("client id").to_string();
