@@ -451,6 +451,40 @@ async fn a_fan_out_with_many_dead_tokens_makes_few_calls(db: Db) {
     }
 }
 
+async fn a_hanging_endpoint_does_not_slow_sending(db: Db) {
+    let (app, _mock, keys) = pipeline::start(db, |c| {
+        quick(c);
+        c.webhook.timeout_ms = 20_000;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.plan(&[Answer::Hang(Duration::from_secs(30)); 50]);
+    let (id, _) = subscribe(&app, &keys, &receiver.url, ALL).await;
+    app.post(&format!("/v1/webhooks/{id}/test"), &keys.server_key, json!({})).await;
+    for n in 0..40 {
+        let token = if n % 4 == 0 { format!("dead-{n}") } else { format!("live-{n}") };
+        register(&app, &keys, "android", &token, None, &["slow"]).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.received().is_empty() {
+        assert!(Instant::now() < deadline, "the endpoint is being called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The endpoint holds every call it gets; sends go on regardless.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let path = "/v1/groups/slow/notifications?wait=true";
+        let (status, res) = app.post(path, &keys.server_key, json!({"notification": {"title": "t"}})).await;
+        assert_eq!((status, res["status"].as_str()), (StatusCode::OK, Some("completed")), "{res}");
+        assert!(started.elapsed() < Duration::from_secs(5), "a send took {:?}", started.elapsed());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.received().len() < 2 {
+        assert!(Instant::now() < deadline, "the sends' events go to the hanging endpoint too");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn the_chat_room_goes_through_the_app_server(db: Db) {
     let app = TestApp::spawn_with(db, quick).await;
     let keys = app.create_app().await;
@@ -665,6 +699,7 @@ crate::store_tests!(
     instances_sharing_a_store_send_each_event_once,
     a_fan_out_with_many_dead_tokens_makes_few_calls,
     the_chat_room_goes_through_the_app_server,
+    a_hanging_endpoint_does_not_slow_sending,
     webhooks_are_managed_and_guarded,
     events_pending_at_a_crash_are_delivered_after_it,
 );
