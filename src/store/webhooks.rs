@@ -337,11 +337,12 @@ impl Store {
         })
     }
 
-    /// Whether some message is due at `now`: a read, so an idle worker's
-    /// rounds take no write lock.
+    /// Whether some message of an enabled endpoint is due at `now`: a read,
+    /// so an idle worker's rounds take no write lock.
     pub async fn webhook_messages_due(&self, now: i64) -> StoreResult<bool> {
         let due: Option<i64> = on_pool!(self.pool(), p => sqlx::query_scalar(
-            "SELECT id FROM webhook_messages WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1"
+            "SELECT id FROM webhook_messages WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND webhook_id IN (SELECT w.id FROM webhooks w WHERE w.enabled) LIMIT 1"
         ).bind(now).fetch_optional(p).await?);
         Ok(due.is_some())
     }
