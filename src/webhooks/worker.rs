@@ -79,6 +79,8 @@ impl Worker {
                     permit.merge(extra);
                 }
             }
+            // After the wait for a permit, so the lease is whole.
+            let now = now_ms();
             match self.claim(now, now + lease_ms, permit.num_permits() as i64).await {
                 Ok(claimed) if !claimed.is_empty() => {
                     for (message, hook) in claimed {
