@@ -133,6 +133,8 @@ pub struct Config {
     pub webpush_hosts: Vec<String>,
     /// WebSocket keepalive, buffering and replay (`[socket]`).
     pub socket: crate::socket::SocketConfig,
+    /// Webhook batching, retries and address checks (`[webhook]`).
+    pub webhook: crate::webhooks::WebhookConfig,
 }
 
 impl Default for Config {
@@ -176,6 +178,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             webpush_hosts: DEFAULT_WEBPUSH_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
             socket: crate::socket::SocketConfig::default(),
+            webhook: crate::webhooks::WebhookConfig::default(),
         }
     }
 }

@@ -21,3 +21,4 @@ pub mod socket;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

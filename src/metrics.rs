@@ -90,6 +90,17 @@ pub fn queue_depth(state: &str, n: i64) {
     gauge!("pushgate_queue_depth", "state" => state.to_string()).set(n as f64);
 }
 
+/// One webhook attempt, by outcome (`succeeded` or `failed`), and its duration.
+pub fn webhook_attempt(outcome: &'static str, elapsed: Duration) {
+    counter!("pushgate_webhook_attempts_total", "outcome" => outcome).increment(1);
+    histogram!("pushgate_webhook_attempt_duration_seconds").record(elapsed.as_secs_f64());
+}
+
+/// Webhook events not yet delivered (in the outbox, or messages pending).
+pub fn webhook_events_pending(n: i64) {
+    gauge!("pushgate_webhook_events_pending").set(n as f64);
+}
+
 /// Open WebSocket connections on this instance.
 pub fn socket_connections(n: usize) {
     gauge!("pushgate_socket_connections").set(n as f64);

@@ -36,6 +36,9 @@ pub enum StartError {
     /// `trusted_proxies` holds something that is not a CIDR.
     #[error(transparent)]
     TrustedProxies(#[from] crate::client_addr::CidrError),
+    /// The webhook client could not be built.
+    #[error("cannot build the webhook client: {0}")]
+    Webhooks(#[from] reqwest::Error),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
@@ -82,8 +85,10 @@ impl Gateway {
         let trusted_proxies = crate::client_addr::parse_list(&config.trusted_proxies)?;
         let config = Arc::new(config);
         let delivery = crate::delivery::Delivery::new(store.clone(), config.clone()).map_err(StartError::CaFile)?;
+        let webhooks = crate::webhooks::Webhooks::new(store.clone(), &config)?;
         let state = AppState {
             hub,
+            webhooks,
             delivery,
             auth: Authenticator::new(store.clone(), admin_hash),
             registrar: Registrar::new(store.clone(), config.registration_batch),
@@ -108,6 +113,7 @@ impl Gateway {
         let stop = cancel.clone();
         self.state.hub.start(cancel.clone());
         self.state.delivery.start(cancel.clone());
+        self.state.webhooks.start(cancel.clone());
         let hub = self.state.hub.clone();
         let config = &self.state.config;
         let limits = EdgeLimits {
@@ -130,6 +136,7 @@ impl Gateway {
         // Provider calls in flight finish and are written back; claimed work
         // not yet started is given back for another instance.
         self.state.delivery.stop().await;
+        self.state.webhooks.stop().await;
         self.state.store.close().await;
         Ok(())
     }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub hub: crate::socket::Hub,
     /// The delivery pipeline: the one door sends go through.
     pub delivery: crate::delivery::Delivery,
+    /// Events to the apps' servers.
+    pub webhooks: crate::webhooks::Webhooks,
     /// Signs and checks list cursors.
     pub cursors: Arc<crate::domain::cursor::CursorKey>,
 }

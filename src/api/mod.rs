@@ -19,6 +19,7 @@ pub mod sdk;
 pub mod socket;
 pub mod web_push;
 pub mod stats;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -40,6 +41,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(web_push::router())
         .merge(sdk::router())
         .merge(stats::router())
+        .merge(webhooks::router())
 }
 
 /// The whole HTTP surface.

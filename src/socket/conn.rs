@@ -38,6 +38,7 @@ pub async fn run(
     identity: SocketIdentity,
 ) {
     let Err(end) = serve(&mut socket, &reg, joined, since, &identity).await;
+    reg.hub().webhook_event_later(&reg, "socket.disconnected");
     // Gone from the hub (and presence) before the closing handshake, which
     // may take a while with a client that stopped reading.
     drop(reg);
@@ -61,6 +62,7 @@ async fn serve(
     let writer = Writer { signal: &signal, limit: keepalive * 2 };
 
     writer.write(socket, Message::Text(frames::welcome(&identity.client_id))).await?;
+    hub.webhook_event_later(reg, "socket.connected");
     // Live messages queue up meanwhile; those also replayed are skipped below.
     let mut replayed = HashSet::new();
     if let Some(since) = since {
@@ -130,6 +132,11 @@ async fn serve(
             Action::Reply(text) => writer.write(socket, Message::Text(text)).await?,
             Action::Ping => writer.write(socket, Message::Ping(Default::default())).await?,
             Action::Close { code, reason } => return Err(End::Close(code, reason)),
+            Action::Message(data) => {
+                if let Err(e) = hub.webhook_event(reg, "socket.message", Some(data)).await {
+                    writer.write(socket, Message::Text(frames::error(&e.into()))).await?;
+                }
+            }
             Action::Relay { to, notification } => {
                 let sent = match identity.relay_target(to) {
                     Ok(to) => hub.send(reg.app_id(), to, &notification, Some(reg.client_id())).await,

@@ -25,6 +25,16 @@ pub enum ClientFrame {
     Ping,
     /// `{"type": "send", "to", "notification"}`: relay to other clients.
     Send { to: Target, notification: Map<String, Value> },
+    /// `{"type": "message", "data"}`: for the app's server (a `socket.message` webhook).
+    Message { data: Value },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageFrame {
+    #[serde(rename = "type")]
+    _type: String,
+    data: Value,
 }
 
 /// `to` of a send frame: `{"client_id": "…"}` or `{"all": true}`.
@@ -68,7 +78,11 @@ pub fn parse(text: &str) -> Result<ClientFrame, SocketError> {
             };
             Ok(ClientFrame::Send { to, notification: frame.notification })
         }
-        other => Err(SocketError::field("type", format!("unknown frame type {other:?}: use send or ping"))),
+        "message" => {
+            let frame: MessageFrame = from_value(value)?;
+            Ok(ClientFrame::Message { data: frame.data })
+        }
+        other => Err(SocketError::field("type", format!("unknown frame type {other:?}: use send, message or ping"))),
     }
 }
 
@@ -138,6 +152,8 @@ mod tests {
         assert_eq!(notification["message"], "hi");
         let all = parse(r#"{"type":"send","to":{"all":true},"notification":{}}"#).expect("send all");
         assert!(matches!(all, ClientFrame::Send { to: Target::All, .. }));
+        let message = parse(r#"{"type":"message","data":{"text":"hi"}}"#).expect("message");
+        assert_eq!(message, ClientFrame::Message { data: json!({"text": "hi"}) });
     }
 
     #[test]
@@ -149,6 +165,7 @@ mod tests {
         assert_eq!(code(r#"{"type":"send","to":{"all":true}}"#), "invalid_field");
         assert_eq!(code(r#"{"type":"send","to":{"all":false},"notification":{}}"#), "invalid_field");
         assert_eq!(code(r#"{"type":"send","to":{"all":true},"notification":"x"}"#), "invalid_field");
+        assert_eq!(code(r#"{"type":"message"}"#), "invalid_field");
     }
 
     #[test]

@@ -121,6 +121,24 @@ impl Hub {
         &self.inner.store
     }
 
+    /// Puts an event of `reg`'s connection in the app's webhook outbox:
+    /// `{client_id, user_id}`, and a message's `data`.
+    pub(super) async fn webhook_event(&self, reg: &Registration, kind: &str, data: Option<Value>) -> StoreResult<()> {
+        let event = socket_event(reg, data);
+        self.inner.store.webhook_event(&reg.app_id, kind, &event, now_ms()).await.map(drop)
+    }
+
+    /// [`webhook_event`](Self::webhook_event) without waiting for it
+    /// (connects and disconnects); a failure is logged.
+    pub(super) fn webhook_event_later(&self, reg: &Registration, kind: &'static str) {
+        let (store, app_id, event) = (self.inner.store.clone(), reg.app_id.clone(), socket_event(reg, None));
+        tokio::spawn(async move {
+            if let Err(e) = store.webhook_event(&app_id, kind, &event, now_ms()).await {
+                tracing::warn!(error = %e, kind, "cannot queue a socket webhook event");
+            }
+        });
+    }
+
     /// Registers a connection of `client_id` and records its presence; the
     /// returned guard undoes both when dropped.
     pub async fn join(
@@ -246,6 +264,15 @@ impl Hub {
 }
 
 /// Presence is only trusted from instances that beat since then.
+/// The `data` of a socket event of `reg`'s connection.
+fn socket_event(reg: &Registration, data: Option<Value>) -> String {
+    let mut event = serde_json::json!({"client_id": reg.client_id, "user_id": reg.user_id});
+    if let Some(data) = data {
+        event["data"] = data;
+    }
+    event.to_string()
+}
+
 fn alive_since() -> i64 {
     now_ms() - ALIVE_MS
 }

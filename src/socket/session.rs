@@ -16,6 +16,8 @@ pub enum Action {
     Reply(Utf8Bytes),
     /// Relay a notification from this client to others.
     Relay { to: Target, notification: Map<String, Value> },
+    /// Hand a client's message to the app's server (webhook).
+    Message(Value),
     /// Send a WebSocket ping: the client has been quiet.
     Ping,
     /// Close the connection.
@@ -80,6 +82,7 @@ impl Session {
         match frames::parse(text) {
             Ok(ClientFrame::Ping) => Action::Reply(frames::pong()),
             Ok(ClientFrame::Send { to, notification }) => Action::Relay { to, notification },
+            Ok(ClientFrame::Message { data }) => Action::Message(data),
             Err(e) => Action::Reply(frames::error(&e)),
         }
     }

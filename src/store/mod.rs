@@ -18,6 +18,7 @@ mod socket;
 mod sql;
 mod stats;
 mod status;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub use registrations::Registration;
 pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};
 pub use stats::{DeviceCount, StatRow, StatsWindow, MINUTE_MS};
 pub use status::{DeliveryStatus, NotificationStatus, UnknownStatus};
+pub use webhooks::{
+    AttemptRecord, ClaimedMessage, NewWebhook, NewWebhookMessage, OutboxItem, WebhookAttemptRow, WebhookPatch,
+    WebhookRow,
+};
 
 use sql::{on_pool, Dialect, Pool};
 

@@ -25,3 +25,4 @@ mod shutdown;
 mod socket;
 mod web_push;
 mod stats;
+mod webhooks;

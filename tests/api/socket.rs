@@ -13,7 +13,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{assert_error, postgres_available, Db, TestApp, TestAppKeys};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Bound on every wait for something the server should do.
 const WAIT: Duration = Duration::from_secs(5);
@@ -36,7 +36,7 @@ async fn try_connect(app: &TestApp, query: &str, bearer: Option<&str>) -> Result
 }
 
 /// Opens a socket for `client_id` (and `user_id`) with the app's client key.
-async fn connect(app: &TestApp, keys: &TestAppKeys, client_id: &str, user_id: Option<&str>) -> Ws {
+pub(crate) async fn connect(app: &TestApp, keys: &TestAppKeys, client_id: &str, user_id: Option<&str>) -> Ws {
     let mut query = format!("client_id={client_id}&key={}", keys.client_key);
     if let Some(user) = user_id {
         query.push_str(&format!("&user_id={user}"));
@@ -48,7 +48,7 @@ async fn connect(app: &TestApp, keys: &TestAppKeys, client_id: &str, user_id: Op
 }
 
 /// The next message other than pings, pongs and the welcome frame, within [`WAIT`].
-async fn next_message(ws: &mut Ws) -> Message {
+pub(crate) async fn next_message(ws: &mut Ws) -> Message {
     loop {
         let msg = tokio::time::timeout(WAIT, ws.next()).await.expect("a frame within 5 s");
         match msg.expect("socket open").expect("frame read") {
