@@ -17,8 +17,8 @@ pub mod rate_limit;
 pub mod reader;
 pub mod sdk;
 pub mod socket;
-pub mod web_push;
 pub mod stats;
+pub mod web_push;
 pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;

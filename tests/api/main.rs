@@ -23,6 +23,6 @@ mod send_command;
 mod sending;
 mod shutdown;
 mod socket;
-mod web_push;
 mod stats;
+mod web_push;
 mod webhooks;
