@@ -12,7 +12,8 @@ use super::json::{Json, Query};
 use super::rate_limit::Registrant;
 use super::reader::Reader;
 use crate::domain::cursor::{self, ListCursors, Page, PageOf};
-use crate::domain::{names, time::Timestamp, DeviceToken, Platform};
+use crate::domain::filter::Filter;
+use crate::domain::{local_time, names, tags, time::Timestamp, DeviceToken, Platform};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::identity;
 use crate::state::AppState;
@@ -78,6 +79,10 @@ struct RegisterDevice {
     /// With a client key of a `verified` app: the app server's signed proof of
     /// `user_id` (HS256 JWT whose `sub` is the user); alone, it sets `user_id`.
     user_token: Option<String>,
+    /// Up to 50 tags for targeting: names of `A-Z a-z 0-9 _ . : -` (1-64),
+    /// values strings (up to 256 bytes), numbers or booleans. Replace the stored tags.
+    #[schema(value_type = Option<Object>)]
+    tags: Option<Map<String, Value>>,
 }
 
 /// `PATCH /v1/devices/{device_id}` body: what is given is replaced; `null`
@@ -106,6 +111,10 @@ struct UpdateDevice {
     metadata: Option<Option<Map<String, Value>>>,
     /// With a client key of a `verified` app, needed to set `user_id`.
     user_token: Option<String>,
+    /// Replaces every tag (`null` removes them).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    tags: Option<Option<Map<String, Value>>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
@@ -129,6 +138,9 @@ pub(crate) struct DeviceView {
     environment: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Tags for targeting.
+    #[schema(value_type = Option<Object>)]
+    tags: Option<Value>,
     /// False once a provider said the token is dead; registering again reactivates it.
     active: bool,
     /// The provider's reason, e.g. `Unregistered`.
@@ -148,6 +160,8 @@ impl DeviceView {
     pub(crate) fn new(row: DeviceRow) -> ApiResult<Self> {
         let metadata =
             row.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        let tags =
+            row.tags.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
         Ok(Self {
             groups: row.groups(),
             id: row.id,
@@ -160,6 +174,7 @@ impl DeviceView {
             app_version: row.app_version,
             environment: row.environment,
             metadata,
+            tags,
             active: row.active,
             deactivated_reason: row.deactivated_reason,
             created_at: Timestamp(row.created_at),
@@ -183,6 +198,8 @@ impl DeviceView {
         view.environment.clone_from(&sent.environment);
         view.metadata =
             sent.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        view.tags =
+            sent.tags.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
         Ok(view)
     }
 
@@ -243,6 +260,19 @@ fn metadata(value: Option<Map<String, Value>>) -> ApiResult<Option<String>> {
     Ok(Some(text))
 }
 
+/// Validates an IANA time zone name.
+fn timezone(value: Option<String>) -> ApiResult<Option<String>> {
+    if let Some(name) = &value {
+        local_time::timezone("timezone", name)?;
+    }
+    Ok(value)
+}
+
+/// Validates `tags`; returns them as stored JSON text.
+fn tags(value: Option<Map<String, Value>>) -> ApiResult<Option<String>> {
+    Ok(value.map(|map| tags::parse("tags", &map)).transpose()?)
+}
+
 /// Applies `check` to a PATCH field that may be left out or null.
 fn patched<T, U>(
     value: Option<Option<T>>,
@@ -266,11 +296,12 @@ impl RegisterDevice {
             user_id: opaque("user_id", self.user_id)?,
             groups: groups(self.groups)?,
             locale: text("locale", self.locale, MAX_SHORT_TEXT)?,
-            timezone: text("timezone", self.timezone, MAX_SHORT_TEXT)?,
+            timezone: timezone(text("timezone", self.timezone, MAX_SHORT_TEXT)?)?,
             app_version: text("app_version", self.app_version, MAX_SHORT_TEXT)?,
             environment: environment.map(|e| e.as_str().to_string()),
             metadata: metadata(self.metadata)?,
             secret_hash: None,
+            tags: tags(self.tags)?,
         })
     }
 }
@@ -286,9 +317,10 @@ impl UpdateDevice {
             user_id: patched(self.user_id, |v| opaque("user_id", v))?,
             groups: groups(self.groups)?,
             locale: patched(self.locale, |v| text("locale", v, MAX_SHORT_TEXT))?,
-            timezone: patched(self.timezone, |v| text("timezone", v, MAX_SHORT_TEXT))?,
+            timezone: patched(self.timezone, |v| timezone(text("timezone", v, MAX_SHORT_TEXT)?))?,
             app_version: patched(self.app_version, |v| text("app_version", v, MAX_SHORT_TEXT))?,
             metadata: patched(self.metadata, metadata)?,
+            tags: patched(self.tags, tags)?,
         })
     }
 }
@@ -374,6 +406,8 @@ struct ListQuery {
     platform: Option<Platform>,
     /// `true`: active devices only; `false`: deactivated ones only.
     active: Option<bool>,
+    /// Devices a targeting filter selects, as JSON (see `to.filters` of a send).
+    filters: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -390,14 +424,22 @@ async fn list(
     let limit = cursor::limit(q.limit)?;
     let cursors = st.cursors.list("devices");
     let after = cursors.decode(q.cursor.as_deref())?;
+    let filters = q.filters.as_deref().map(parse_filters).transpose()?;
     let filter = DeviceFilter {
         user_id: q.user_id.as_deref(),
         group: q.group.as_deref(),
         platform: q.platform,
         active: q.active,
+        filters: filters.as_ref(),
     };
     let rows = st.store.list_devices(app_id, &filter, after.as_deref(), limit + 1).await?;
     Ok(axum::Json(DeviceView::page(rows, limit, cursors)?))
+}
+
+/// Parses the `filters` query parameter: a filter as JSON.
+fn parse_filters(text: &str) -> ApiResult<Filter> {
+    let value: Value = serde_json::from_str(text).map_err(|_| ApiError::field("filters", "filters must be JSON"))?;
+    Ok(Filter::parse(&value, "filters")?)
 }
 
 /// Reads a device of the caller's app, or `not_found`.

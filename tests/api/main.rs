@@ -18,3 +18,4 @@ mod retention;
 mod sending;
 mod shutdown;
 mod socket;
+mod targeting;
