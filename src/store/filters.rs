@@ -149,7 +149,7 @@ fn compare(q: &mut Sql, d: &Dialect, c: &Condition, v: &Operand, now: i64) {
                 ">=" => "<=",
                 _ => ">=",
             };
-            let col = column(field).unwrap_or("d.created_at");
+            let col = if field == Field::LastSeenAt { "d.last_seen_at" } else { "d.created_at" };
             q.push(col).push(" ").push(flipped).push(" ").push_bind(now.saturating_sub(*ms));
         }
         _ => {

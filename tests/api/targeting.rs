@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chrono::{Timelike, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -295,12 +295,14 @@ async fn dry_runs_count_what_a_send_targets(db: Db) {
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 }
 
-/// The minute of UTC now, as `HH:MM`, once at least 5 s of it are left.
-async fn this_minute() -> String {
+/// The minute of UTC now, as `HH:MM`, and when it started, once at least
+/// 5 s of it are left.
+async fn this_minute() -> (String, DateTime<Utc>) {
     loop {
         let now = Utc::now();
         if now.second() < 55 {
-            return format!("{:02}:{:02}", now.hour(), now.minute());
+            let start = now.with_second(0).and_then(|t| t.with_nanosecond(0)).expect("a minute's start");
+            return (format!("{:02}:{:02}", now.hour(), now.minute()), start);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -311,7 +313,9 @@ async fn local_time_sends_at_each_devices_time_survives_restarts_and_cancels(db:
     // UTC's clock shows this minute now; Kiritimati's (UTC+14) at the earliest in ten hours.
     register(&app, &keys, "here", json!({"groups": ["all"]})).await;
     let there = register(&app, &keys, "there", json!({"timezone": "Pacific/Kiritimati", "groups": ["all"]})).await;
-    let minute = this_minute().await;
+    let (minute, started) = this_minute().await;
+    // Kiritimati is UTC+14 all year: its clock shows this minute ten hours from now.
+    let there_at = (started + chrono::Duration::hours(10)).to_rfc3339_opts(SecondsFormat::Millis, true);
     let body = json!({"to": {"group": "all"}, "notification": {"title": "good morning"},
         "options": {"local_time": minute}});
     let (status, sent) = app.post("/v1/notifications", &keys.server_key, body).await;
@@ -337,7 +341,10 @@ async fn local_time_sends_at_each_devices_time_survives_restarts_and_cancels(db:
     assert_eq!(mock.handle.delivered_count("there"), 0);
     let rows = deliveries(&app, &keys.server_key, &format!("notification_id={id}&device_id={there}")).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0]["status"], "pending");
+    assert_eq!(
+        (rows[0]["status"].as_str(), rows[0]["next_attempt_at"].as_str()),
+        (Some("pending"), Some(there_at.as_str()))
+    );
 
     let (status, n) = app.delete(&format!("/v1/notifications/{id}"), &keys.server_key).await;
     assert_eq!(status, StatusCode::OK, "{n}");
