@@ -9,7 +9,8 @@ CREATE INDEX devices_tags ON devices USING GIN ((CAST(tags AS jsonb)));
 
 -- `app_version` as four zero-padded numbers, so that text order is version
 -- order (3.10.0 > 3.9.2); NULL when the version starts with no number.
--- Written by every registration and PATCH that sets `app_version`.
+-- Written by every registration and PATCH that sets `app_version`; devices
+-- from before this migration get theirs when the gateway starts.
 ALTER TABLE devices ADD COLUMN version_key TEXT;
 CREATE INDEX devices_version ON devices (app_id, version_key);
 

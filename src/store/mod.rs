@@ -19,6 +19,7 @@ mod registrations;
 mod socket;
 mod sql;
 mod status;
+mod version_keys;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -159,12 +160,14 @@ impl Store {
         Ok(Self { pool })
     }
 
-    /// Applies pending migrations (the folder of this store's dialect).
+    /// Applies pending migrations (the folder of this store's dialect), then
+    /// fills in what their SQL cannot compute (devices' version keys).
     pub async fn migrate(&self) -> StoreResult<()> {
         match &self.pool {
             Pool::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
             Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
         }
+        self.backfill_version_keys().await?;
         Ok(())
     }
 

@@ -354,7 +354,33 @@ async fn local_time_sends_at_each_devices_time_survives_restarts_and_cancels(db:
     assert_eq!(rows[0]["status"], "cancelled");
 }
 
+/// Devices registered before version keys existed (their key is NULL) get
+/// one when the gateway starts, so version conditions see them.
+async fn devices_from_before_version_keys_get_theirs_at_start(db: Db) {
+    use sqlx::Connection;
+    let app = TestApp::spawn(db).await;
+    let keys = app.create_app().await;
+    register(&app, &keys, "old", json!({"app_version": "3.10.0"})).await;
+    register(&app, &keys, "odd", json!({"app_version": "nightly"})).await;
+    let forget = "UPDATE devices SET version_key = NULL";
+    match db {
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.config.database_url).await.expect("connect");
+            sqlx::query(forget).execute(&mut c).await.expect("forget keys");
+        }
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.config.database_url).await.expect("connect");
+            sqlx::query(forget).execute(&mut c).await.expect("forget keys");
+        }
+    }
+    let newer = cond("app_version", ">", json!("3.9.2"));
+    assert_eq!(listed(&app, &keys, newer.clone()).await, set(&[]), "without a key, no version condition matches");
+    let app = app.restart().await;
+    assert_eq!(listed(&app, &keys, newer).await, set(&["old"]));
+}
+
 crate::store_tests!(
+    devices_from_before_version_keys_get_theirs_at_start,
     each_field_and_relation_selects_its_devices,
     sql_metacharacters_in_filters_are_only_values,
     bad_filters_answer_400_with_their_path,
