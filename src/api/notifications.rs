@@ -267,8 +267,9 @@ async fn accept(
         other => (other, None),
     };
     let local_time = local_time
-        .map(|v| {
-            v.as_str().map(str::to_owned).ok_or_else(|| ApiError::field("options.local_time", "local_time is HH:MM"))
+        .map(|v| match v.as_str() {
+            Some(text) => Ok(LocalTime::parse("options.local_time", text)?),
+            None => Err(ApiError::field("options.local_time", "local_time is HH:MM")),
         })
         .transpose()?;
     let options: DeliveryOptions = match options {
@@ -285,7 +286,6 @@ async fn accept(
         ),
         None => None,
     };
-    let local_time = local_time.map(|v| LocalTime::parse("options.local_time", &v)).transpose()?;
     if wait.timeout_ms.is_some_and(|t| t > MAX_WAIT_MS) {
         return Err(ApiError::field("timeout_ms", format!("timeout_ms is at most {MAX_WAIT_MS}")));
     }

@@ -318,7 +318,7 @@ async fn local_time_sends_at_each_devices_time_survives_restarts_and_cancels(db:
     let there_at = (started + chrono::Duration::hours(10)).to_rfc3339_opts(SecondsFormat::Millis, true);
     let body = json!({"to": {"group": "all"}, "notification": {"title": "good morning"},
         "options": {"local_time": minute}});
-    let (status, sent) = app.post("/v1/notifications", &keys.server_key, body).await;
+    let (status, sent) = app.post("/v1/notifications", &keys.server_key, body.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     let id = sent["id"].as_str().expect("id").to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -352,27 +352,66 @@ async fn local_time_sends_at_each_devices_time_survives_restarts_and_cancels(db:
     assert_eq!((n["counts"]["pending"].as_i64(), n["counts"]["cancelled"].as_i64()), (Some(0), Some(1)), "{n}");
     let rows = deliveries(&app, &keys.server_key, &format!("notification_id={id}&device_id={there}")).await;
     assert_eq!(rows[0]["status"], "cancelled");
+
+    // Ten hours on for the scheduled delivery: its due time moved to now.
+    let (status, sent) = app.post("/v1/notifications", &keys.server_key, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let id = sent["id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while deliveries(&app, &keys.server_key, &format!("notification_id={id}&status=pending")).await.is_empty() {
+        assert!(Instant::now() < deadline, "never scheduled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    execute(&app, &format!("UPDATE deliveries SET next_attempt_at = 0 WHERE notification_id = '{id}'")).await;
+    let done = wait_final(&app, &keys, &id).await;
+    assert_eq!((done["status"].as_str(), done["counts"]["delivered"].as_i64()), (Some("completed"), Some(2)), "{done}");
+    assert_eq!(mock.handle.delivered_count("there"), 1, "sent once its time came");
+}
+
+async fn local_time_refuses_what_it_cannot_schedule(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let keys = app.create_app().await;
+    let id = register(&app, &keys, "t-1", json!({})).await;
+    let cases = [
+        (json!({"all": true}), json!({"local_time": "9:00"}), "options.local_time"),
+        (json!({"all": true}), json!({"local_time": "24:00"}), "options.local_time"),
+        (json!({"all": true}), json!({"local_time": 900}), "options.local_time"),
+        (json!({"device_ids": [id]}), json!({"local_time": "09:00"}), "options.local_time"),
+        (json!({"all": true}), json!({"local_time": "09:00", "ttl_seconds": 60}), "options.ttl_seconds"),
+    ];
+    for (to, options, field) in cases {
+        for url in ["/v1/notifications", "/v1/notifications?dry_run=true"] {
+            let body = json!({"to": to, "notification": {"title": "t"}, "options": options});
+            let (status, err) = app.post(url, &keys.server_key, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{url} {to} {options}: {err}");
+            assert_error(&err, "invalid_field", Some(field));
+        }
+    }
+}
+
+/// Runs `sql` on the gateway's database, behind its back.
+async fn execute(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    match app.db {
+        Db::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.config.database_url).await.expect("connect");
+            sqlx::query(sql).execute(&mut c).await.expect(sql);
+        }
+        Db::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.config.database_url).await.expect("connect");
+            sqlx::query(sql).execute(&mut c).await.expect(sql);
+        }
+    }
 }
 
 /// Devices registered before version keys existed (their key is NULL) get
 /// one when the gateway starts, so version conditions see them.
 async fn devices_from_before_version_keys_get_theirs_at_start(db: Db) {
-    use sqlx::Connection;
     let app = TestApp::spawn(db).await;
     let keys = app.create_app().await;
     register(&app, &keys, "old", json!({"app_version": "3.10.0"})).await;
     register(&app, &keys, "odd", json!({"app_version": "nightly"})).await;
-    let forget = "UPDATE devices SET version_key = NULL";
-    match db {
-        Db::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.config.database_url).await.expect("connect");
-            sqlx::query(forget).execute(&mut c).await.expect("forget keys");
-        }
-        Db::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.config.database_url).await.expect("connect");
-            sqlx::query(forget).execute(&mut c).await.expect("forget keys");
-        }
-    }
+    execute(&app, "UPDATE devices SET version_key = NULL").await;
     let newer = cond("app_version", ">", json!("3.9.2"));
     assert_eq!(listed(&app, &keys, newer.clone()).await, set(&[]), "without a key, no version condition matches");
     let app = app.restart().await;
@@ -380,6 +419,7 @@ async fn devices_from_before_version_keys_get_theirs_at_start(db: Db) {
 }
 
 crate::store_tests!(
+    local_time_refuses_what_it_cannot_schedule,
     devices_from_before_version_keys_get_theirs_at_start,
     each_field_and_relation_selects_its_devices,
     sql_metacharacters_in_filters_are_only_values,
