@@ -248,6 +248,27 @@ async fn tags_and_timezones_are_validated_and_patched(db: Db) {
         .await;
     assert_eq!(device["tags"], json!({"a": 1}), "a registration replaces them too");
     assert_eq!(listed(&app, &keys, cond("app_version", "<", json!("10"))).await, set(&[]), "and the version key");
+
+    // One by one, as when a batch of registrations fails as a whole.
+    let store = pushgate::store::Store::connect(&app.config.database_url).await.expect("store");
+    let device = pushgate::store::NewDevice {
+        platform: pushgate::domain::Platform::Android,
+        token: "t-3".into(),
+        installation_id: None,
+        user_id: None,
+        groups: None,
+        locale: None,
+        timezone: None,
+        app_version: Some("1.2".into()),
+        environment: None,
+        metadata: None,
+        secret_hash: None,
+        tags: Some(r#"{"tier":"bronze"}"#.into()),
+    };
+    store.register_device(&keys.id, &device).await.expect("registered");
+    store.close().await;
+    let bronze = json!({"all": [tag("tier", "=", json!("bronze")), cond("app_version", "<", json!("1.10"))]});
+    assert_eq!(listed(&app, &keys, bronze).await, set(&["t-3"]));
 }
 
 async fn dry_runs_count_what_a_send_targets(db: Db) {
