@@ -39,14 +39,53 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>
     let seed_start = Instant::now();
     env.db.seed(&env.api.app_id, &group, n).await?;
     let seed_s = seed_start.elapsed().as_secs_f64();
+    let body = json!({"notification": {"title": "Bench", "body": "fan-out"}});
+    let send = Send { bench: BENCH, path: &format!("/v1/groups/{group}/notifications"), body: &body, devices: n };
+    Ok(match measure(env, &send, ceiling, stand_ins).await? {
+        Measured::Done(line) => {
+            line.num("seed_s", seed_s, 2).emit();
+            Outcome::Done
+        }
+        Measured::Missing(why) => Outcome::Missing(why),
+    })
+}
 
+/// One fan-out send to measure: `POST {path}` with `body`, expected to
+/// reach `devices` devices.
+pub struct Send<'a> {
+    /// The scenario's name in the report.
+    pub bench: &'static str,
+    /// The send endpoint.
+    pub path: &'a str,
+    /// Its body.
+    pub body: &'a Value,
+    /// Devices targeted.
+    pub devices: u64,
+}
+
+/// What a measured send gives.
+pub enum Measured {
+    /// Its report line, not yet emitted (callers add their fields).
+    Done(Line),
+    /// A route the gateway does not have.
+    Missing(String),
+}
+
+/// Sends `send`, polls the notification until it is final, and reports the
+/// deliveries/s with the gateway's CPU and memory over that time.
+pub async fn measure(
+    env: &Env,
+    send: &Send<'_>,
+    ceiling: Option<f64>,
+    stand_ins: Option<u32>,
+) -> BenchResult<Measured> {
+    let n = send.devices;
     let meter = Meter::start(env.gateway.pid())?;
     let shares = Shares::start(stand_ins);
     let start = Instant::now();
-    let body = json!({"notification": {"title": "Bench", "body": "fan-out"}});
-    let reply = env.api.post(&format!("/v1/groups/{group}/notifications"), &env.api.server_key, &body).await?;
+    let reply = env.api.post(send.path, &env.api.server_key, send.body).await?;
     if reply.route_missing() {
-        return Ok(Outcome::Missing(format!("POST /v1/groups/{{name}}/notifications: {}", reply.describe())));
+        return Ok(Measured::Missing(format!("POST {}: {}", send.path, reply.describe())));
     }
     let Some(id) = reply.str("id").map(str::to_owned).filter(|_| reply.ok()) else {
         return Err(crate::BenchError::msg(format!("send answered {}", reply.describe())));
@@ -64,7 +103,7 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>
     let (status, last) = loop {
         let reply = env.api.get(&format!("/v1/notifications/{id}"), &env.api.server_key).await?;
         if reply.route_missing() {
-            return Ok(Outcome::Missing(format!("GET /v1/notifications/{{id}}: {}", reply.describe())));
+            return Ok(Measured::Missing(format!("GET /v1/notifications/{{id}}: {}", reply.describe())));
         }
         let status = reply.str("status").unwrap_or("?").to_owned();
         if status == "completed" || status == "cancelled" || Instant::now() > deadline {
@@ -81,7 +120,7 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>
     let usage = meter.finish()?;
     let delivered = count(&last, "delivered");
     let rate = delivered as f64 / elapsed;
-    let mut line = Line::new(BENCH, Some(env.kind))
+    let mut line = Line::new(send.bench, Some(env.kind))
         .set("devices", n)
         .set("status", status)
         .set("targeted", count(&last, "targeted"))
@@ -93,8 +132,7 @@ async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>
         line = line.num("fraction_of_ceiling", rate / ceiling, 3);
     }
     line = line.num("gateway_peak_rss_mb", usage.peak_rss_mb, 1).num("gateway_cpu_s", usage.cpu_s, 2);
-    shares.finish(line).num("seed_s", seed_s, 2).emit();
-    Ok(Outcome::Done)
+    Ok(Measured::Done(shares.finish(line)))
 }
 
 /// A count from `{"counts": {...}}` or from the top level.

@@ -16,6 +16,7 @@ mod progress;
 mod registration;
 mod report;
 mod seed;
+mod segment;
 mod sends;
 mod shares;
 mod sockets;
@@ -43,6 +44,10 @@ pub struct BenchArgs {
     /// Fan-out group sizes [default: 10000,100000,1000000; 2000 with --quick].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     sizes: Vec<u64>,
+    /// Devices of the `segment` scenario's registry; every 10th is in the
+    /// segment [default: 1000000; 20000 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(10..))]
+    segment_registry: Option<u64>,
     /// Scenarios to run [default: all].
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
@@ -118,6 +123,8 @@ enum Scenario {
     Ceiling,
     /// Group fan-out.
     Fanout,
+    /// Fan-out to a tag segment beside a group of the same devices.
+    Segment,
     /// Single-device send throughput and CPU per send.
     Sends,
     /// Single-device send latency with `?wait=true`.
@@ -184,6 +191,7 @@ struct Plan {
     stores: Vec<StoreKind>,
     scenarios: Vec<Scenario>,
     sizes: Vec<u64>,
+    segment_registry: u64,
     sends: u64,
     latency_sends: u64,
     registrations: u64,
@@ -214,6 +222,7 @@ impl Plan {
             stores,
             scenarios,
             sizes,
+            segment_registry: pick(args.segment_registry, 1_000_000, 20_000),
             sends: pick(args.sends, 50_000, 2_000),
             latency_sends: pick(args.latency_sends, 2_000, 500),
             registrations: pick(args.registrations, 50_000, 2_000),
@@ -299,6 +308,9 @@ async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<
     if plan.has(Scenario::Fanout) {
         progress::note(kind, "fan-out");
         fanout::run(env, &plan.sizes, ceiling, mock.pid()).await;
+    }
+    if plan.has(Scenario::Segment) {
+        segment::run(env, plan.segment_registry, ceiling, mock.pid()).await;
     }
     if plan.has(Scenario::Sends) {
         progress::note(kind, "single-device sends");

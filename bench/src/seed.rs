@@ -36,6 +36,31 @@ const LITE_MEMBERS: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT
      INSERT INTO device_groups (app_id, name, device_id) \
      SELECT $1, $2, printf('01900000-0000-7000-8000-%012x', i) FROM seq";
 
+/// The segment registry (see [`Database::seed_segment`]): devices as
+/// [`PG_DEVICES`] with a tag, every `$5`th tagged `in`.
+const PG_SEGMENT_DEVICES: &str = "INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, \
+     updated_at, last_seen_at, tags) \
+     SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), $1, \
+       CASE WHEN i % 2 = 0 THEN 'ios' ELSE 'android' END, \
+       CASE WHEN i % 2 = 0 THEN 'a' || lpad(to_hex(i), 63, '0') ELSE 'bench-fcm-' || i END, \
+       CASE WHEN i % 2 = 0 THEN 'production' END, TRUE, $2, $2, $2, \
+       CASE WHEN i % $5::bigint = 0 THEN '{\"segment\": \"in\"}' ELSE '{\"segment\": \"out\"}' END \
+     FROM generate_series($3::bigint, $4::bigint) AS i";
+const PG_SEGMENT_MEMBERS: &str = "INSERT INTO device_groups (app_id, name, device_id) \
+     SELECT $1, $2, '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0') \
+     FROM generate_series($3::bigint, $4::bigint) AS i WHERE i % $5::bigint = 0";
+const LITE_SEGMENT_DEVICES: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM seq WHERE i < $4) \
+     INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, updated_at, last_seen_at, tags) \
+     SELECT printf('01900000-0000-7000-8000-%012x', i), $1, \
+       CASE WHEN i % 2 = 0 THEN 'ios' ELSE 'android' END, \
+       CASE WHEN i % 2 = 0 THEN 'a' || printf('%063x', i) ELSE 'bench-fcm-' || i END, \
+       CASE WHEN i % 2 = 0 THEN 'production' END, TRUE, $2, $2, $2, \
+       CASE WHEN i % $5 = 0 THEN '{\"segment\": \"in\"}' ELSE '{\"segment\": \"out\"}' END \
+     FROM seq";
+const LITE_SEGMENT_MEMBERS: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM seq WHERE i < $4) \
+     INSERT INTO device_groups (app_id, name, device_id) \
+     SELECT $1, $2, printf('01900000-0000-7000-8000-%012x', i) FROM seq WHERE i % $5 = 0";
+
 enum Conn {
     Postgres { pool: PgPool, admin: PgPool, name: String },
     Sqlite(SqlitePool),
@@ -92,41 +117,65 @@ impl Database {
     /// Writes `n` active devices (half iOS, half Android) of `app_id`, all
     /// in `group`; returns the index of the first (ids: [`device_id`]).
     pub async fn seed(&mut self, app_id: &str, group: &str, n: u64) -> BenchResult<u64> {
+        let first = self.next;
+        self.seed_with(app_id, group, n, None).await?;
+        Ok(first)
+    }
+
+    /// Writes `n` active devices of `app_id` with a `segment` tag: every
+    /// `every`-th is tagged `in` and is in `group`, the others are tagged
+    /// `out`. Then refreshes the planner's statistics (and the GIN index's
+    /// pending entries), as autovacuum would on a registry built over time.
+    /// Returns how many are in the segment.
+    pub async fn seed_segment(&mut self, app_id: &str, group: &str, n: u64, every: u64) -> BenchResult<u64> {
+        let (first, last) = (self.next, self.next + n - 1);
+        self.seed_with(app_id, group, n, Some(every)).await?;
+        match &self.conn {
+            Some(Conn::Postgres { pool, .. }) => {
+                sqlx::query("VACUUM ANALYZE devices").execute(pool).await.context("VACUUM ANALYZE")?;
+                sqlx::query("ANALYZE device_groups").execute(pool).await.context("ANALYZE")?;
+            }
+            Some(Conn::Sqlite(pool)) => {
+                sqlx::query("ANALYZE").execute(pool).await.context("ANALYZE")?;
+            }
+            None => {}
+        }
+        Ok(last / every - (first - 1) / every)
+    }
+
+    /// The next `n` devices: all in `group`, or (`Some(every)`) tagged as a segment.
+    async fn seed_with(&mut self, app_id: &str, group: &str, n: u64, every: Option<u64>) -> BenchResult<()> {
         self.connect_sqlite().await?;
         let (first, last) = (self.next, self.next + n - 1);
         let (first_i, last_i) =
             (i64::try_from(first).context("device index")?, i64::try_from(last).context("device index")?);
+        let every_i = i64::try_from(every.unwrap_or(1).max(1)).context("segment spacing")?;
         let now = chrono::Utc::now().timestamp_millis();
-        // The same two statements in one transaction; only the SQL dialect differs.
+        // The same two statements in one transaction; only the SQL dialect
+        // differs. A segment's statements also bind its spacing (`$5`).
         macro_rules! seed_range {
             ($pool:expr, $devices:expr, $members:expr) => {{
                 let mut tx = $pool.begin().await.context("seeding: BEGIN")?;
-                sqlx::query($devices)
-                    .bind(app_id)
-                    .bind(now)
-                    .bind(first_i)
-                    .bind(last_i)
-                    .execute(&mut *tx)
-                    .await
-                    .context("seeding devices")?;
-                sqlx::query($members)
-                    .bind(app_id)
-                    .bind(group)
-                    .bind(first_i)
-                    .bind(last_i)
-                    .execute(&mut *tx)
-                    .await
-                    .context("seeding group")?;
+                let mut devices = sqlx::query($devices).bind(app_id).bind(now).bind(first_i).bind(last_i);
+                let mut members = sqlx::query($members).bind(app_id).bind(group).bind(first_i).bind(last_i);
+                if every.is_some() {
+                    devices = devices.bind(every_i);
+                    members = members.bind(every_i);
+                }
+                devices.execute(&mut *tx).await.context("seeding devices")?;
+                members.execute(&mut *tx).await.context("seeding group")?;
                 tx.commit().await.context("seeding: COMMIT")?;
             }};
         }
-        match &self.conn {
-            Some(Conn::Postgres { pool, .. }) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
-            Some(Conn::Sqlite(pool)) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
-            None => return Err(crate::BenchError::msg("seeding before the database exists")),
+        match (&self.conn, every.is_some()) {
+            (Some(Conn::Postgres { pool, .. }), false) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
+            (Some(Conn::Postgres { pool, .. }), true) => seed_range!(pool, PG_SEGMENT_DEVICES, PG_SEGMENT_MEMBERS),
+            (Some(Conn::Sqlite(pool)), false) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
+            (Some(Conn::Sqlite(pool)), true) => seed_range!(pool, LITE_SEGMENT_DEVICES, LITE_SEGMENT_MEMBERS),
+            (None, _) => return Err(crate::BenchError::msg("seeding before the database exists")),
         }
         self.next = last + 1;
-        Ok(first)
+        Ok(())
     }
 
     /// Closes connections and drops the Postgres database. Call after the gateway stopped.

@@ -12,7 +12,10 @@ use super::json::{Json, Query};
 use super::rate_limit::Registrant;
 use super::reader::Reader;
 use crate::domain::cursor::{self, ListCursors, Page, PageOf};
-use crate::domain::{host_allowed, names, time::Timestamp, web_push_host, DeviceToken, FieldError, Platform};
+use crate::domain::filter::Filter;
+use crate::domain::{
+    host_allowed, local_time, names, tags, time::Timestamp, web_push_host, DeviceToken, FieldError, Platform,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::identity;
 use crate::state::AppState;
@@ -81,6 +84,10 @@ struct RegisterDevice {
     /// With a client key of a `verified` app: the app server's signed proof of
     /// `user_id` (HS256 JWT whose `sub` is the user); alone, it sets `user_id`.
     user_token: Option<String>,
+    /// Up to 50 tags for targeting: names of `A-Z a-z 0-9 _ . : -` (1-64),
+    /// values strings (up to 256 bytes), numbers or booleans. Replace the stored tags.
+    #[schema(value_type = Option<Object>)]
+    tags: Option<Map<String, Value>>,
 }
 
 /// A browser's `PushSubscription`, as `subscription.toJSON()` gives it.
@@ -132,6 +139,10 @@ struct UpdateDevice {
     metadata: Option<Option<Map<String, Value>>>,
     /// With a client key of a `verified` app, needed to set `user_id`.
     user_token: Option<String>,
+    /// Replaces every tag (`null` removes them).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    tags: Option<Option<Map<String, Value>>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
@@ -155,6 +166,9 @@ pub(crate) struct DeviceView {
     environment: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Tags for targeting.
+    #[schema(value_type = Option<Object>)]
+    tags: Option<Value>,
     /// False once a provider said the token is dead; registering again reactivates it.
     active: bool,
     /// The provider's reason, e.g. `Unregistered`.
@@ -177,6 +191,8 @@ impl DeviceView {
         let groups = row.groups();
         // A web device's `environment` holds its subscription keys: kept in.
         let environment = if row.platform == Platform::Web.as_str() { None } else { row.environment };
+        let tags =
+            row.tags.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
         Ok(Self {
             groups,
             id: row.id,
@@ -189,6 +205,7 @@ impl DeviceView {
             app_version: row.app_version,
             environment,
             metadata,
+            tags,
             active: row.active,
             deactivated_reason: row.deactivated_reason,
             created_at: Timestamp(row.created_at),
@@ -214,6 +231,8 @@ impl DeviceView {
         }
         view.metadata =
             sent.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
+        view.tags =
+            sent.tags.as_deref().map(serde_json::from_str).transpose().map_err(|e| ApiError::Internal(e.into()))?;
         Ok(view)
     }
 
@@ -274,6 +293,19 @@ fn metadata(value: Option<Map<String, Value>>) -> ApiResult<Option<String>> {
     Ok(Some(text))
 }
 
+/// Validates an IANA time zone name.
+fn timezone(value: Option<String>) -> ApiResult<Option<String>> {
+    if let Some(name) = &value {
+        local_time::timezone("timezone", name)?;
+    }
+    Ok(value)
+}
+
+/// Validates `tags`; returns them as stored JSON text.
+fn tags(value: Option<Map<String, Value>>) -> ApiResult<Option<String>> {
+    Ok(value.map(|map| tags::parse("tags", &map)).transpose()?)
+}
+
 /// Applies `check` to a PATCH field that may be left out or null.
 fn patched<T, U>(
     value: Option<Option<T>>,
@@ -306,11 +338,12 @@ impl RegisterDevice {
             user_id: opaque("user_id", self.user_id)?,
             groups: groups(self.groups)?,
             locale: text("locale", self.locale, MAX_SHORT_TEXT)?,
-            timezone: text("timezone", self.timezone, MAX_SHORT_TEXT)?,
+            timezone: timezone(text("timezone", self.timezone, MAX_SHORT_TEXT)?)?,
             app_version: text("app_version", self.app_version, MAX_SHORT_TEXT)?,
             environment,
             metadata: metadata(self.metadata)?,
             secret_hash: None,
+            tags: tags(self.tags)?,
         })
     }
 }
@@ -358,9 +391,10 @@ impl UpdateDevice {
             user_id: patched(self.user_id, |v| opaque("user_id", v))?,
             groups: groups(self.groups)?,
             locale: patched(self.locale, |v| text("locale", v, MAX_SHORT_TEXT))?,
-            timezone: patched(self.timezone, |v| text("timezone", v, MAX_SHORT_TEXT))?,
+            timezone: patched(self.timezone, |v| timezone(text("timezone", v, MAX_SHORT_TEXT)?))?,
             app_version: patched(self.app_version, |v| text("app_version", v, MAX_SHORT_TEXT))?,
             metadata: patched(self.metadata, metadata)?,
+            tags: patched(self.tags, tags)?,
         })
     }
 }
@@ -448,6 +482,8 @@ struct ListQuery {
     active: Option<bool>,
     /// The device with this token (with `platform`, found by its index).
     token: Option<String>,
+    /// Devices a targeting filter selects, as JSON (see `to.filters` of a send).
+    filters: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -464,15 +500,23 @@ async fn list(
     let limit = cursor::limit(q.limit)?;
     let cursors = st.cursors.list("devices");
     let after = cursors.decode(q.cursor.as_deref())?;
+    let filters = q.filters.as_deref().map(parse_filters).transpose()?;
     let filter = DeviceFilter {
         user_id: q.user_id.as_deref(),
         group: q.group.as_deref(),
         platform: q.platform,
         active: q.active,
         token: q.token.as_deref(),
+        filters: filters.as_ref(),
     };
     let rows = st.store.list_devices(app_id, &filter, after.as_deref(), limit + 1).await?;
     Ok(axum::Json(DeviceView::page(rows, limit, cursors)?))
+}
+
+/// Parses the `filters` query parameter: a filter as JSON.
+fn parse_filters(text: &str) -> ApiResult<Filter> {
+    let value: Value = serde_json::from_str(text).map_err(|_| ApiError::field("filters", "filters must be JSON"))?;
+    Ok(Filter::parse(&value, "filters")?)
 }
 
 /// Reads a device of the caller's app, or `not_found`.

@@ -18,6 +18,7 @@ use super::reader::Reader;
 use crate::auth::Auth;
 use crate::delivery::{Idempotency, NewSend, Submitted};
 use crate::domain::cursor::{self, Page, PageOf};
+use crate::domain::local_time::LocalTime;
 use crate::domain::{json, names, time, time::Timestamp, Target};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -43,7 +44,8 @@ struct SendBody {
     /// category, thread_id, channel_id, silent, apns, fcm.
     #[schema(value_type = Object)]
     notification: Value,
-    /// `{priority: high|normal|low, ttl_seconds: 0…2419200, collapse_key, send_at}`.
+    /// `{priority: high|normal|low, ttl_seconds: 0…2419200, collapse_key, send_at, local_time: "HH:MM"}`;
+    /// `local_time` sends each device of a fan-out target at that time in its `timezone` (UTC when unknown).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     options: Option<Value>,
@@ -53,14 +55,16 @@ struct SendBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendToBody {
-    /// One of `{device_ids: [..]}`, `{user_ids: [..]}`, `{group: ".."}`,
-    /// `{tokens: [{platform, token}]}`, `{all: true}`.
+    /// One of `{device_ids: [..]}`, `{user_ids: [..]}`, `{group: ".."}`, `{groups: [..]}` (any of them),
+    /// `{filters: EXPR}`, `{tokens: [{platform, token}]}`, `{all: true}`. EXPR is a condition
+    /// `{field, relation, value?, key?}`, `{all: [EXPR..]}` or `{any: [EXPR..]}` (API.md, Targeting by filters).
     #[schema(value_type = Object)]
     to: Value,
     /// As in the device and group sends.
     #[schema(value_type = Object)]
     notification: Value,
-    /// `{priority: high|normal|low, ttl_seconds: 0…2419200, collapse_key, send_at}`.
+    /// `{priority: high|normal|low, ttl_seconds: 0…2419200, collapse_key, send_at, local_time: "HH:MM"}`;
+    /// `local_time` sends each device of a fan-out target at that time in its `timezone` (UTC when unknown).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     options: Option<Value>,
@@ -74,6 +78,15 @@ struct WaitQuery {
     wait: Option<bool>,
     /// How long to wait (default 10000, at most 60000); then 202 as without `wait`.
     timeout_ms: Option<u64>,
+    /// Validate and count the devices targeted, send nothing: 200 `{"targeted": n}`.
+    dry_run: Option<bool>,
+}
+
+/// The answer of `dry_run=true`.
+#[derive(Serialize, ToSchema)]
+struct DryRunView {
+    /// Devices a send would target now.
+    targeted: i64,
 }
 
 /// The 202 answer.
@@ -141,7 +154,8 @@ struct NotificationView {
 
 #[utoipa::path(post, path = "/v1/notifications", tag = "sending", request_body = SendToBody,
     params(WaitQuery, ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body get the first answer; 24 h")),
-    responses((status = 202, body = AcceptedView), (status = 200, description = "wait=true: every delivery is final", body = ResultsView),
+    responses((status = 202, body = AcceptedView), (status = 200, description = "wait=true: every delivery is final; \
+        dry_run=true: the count, nothing sent (DryRunView)", body = ResultsView),
         (status = "4XX", body = ErrorBody)))]
 async fn send(
     State(st): State<AppState>,
@@ -246,6 +260,20 @@ async fn accept(
         .check(app_id, std::time::Instant::now())
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     let info: NotificationInfo = strict(info, "notification", NOTIFICATION_FIELDS)?;
+    // `local_time` is the gateway's, not the providers': taken out first.
+    let (options, local_time) = match options {
+        Some(Value::Object(mut fields)) => {
+            let local_time = fields.remove("local_time");
+            (Some(Value::Object(fields)), local_time)
+        }
+        other => (other, None),
+    };
+    let local_time = local_time
+        .map(|v| match v.as_str() {
+            Some(text) => Ok(LocalTime::parse("options.local_time", text)?),
+            None => Err(ApiError::field("options.local_time", "local_time is HH:MM")),
+        })
+        .transpose()?;
     let options: DeliveryOptions = match options {
         Some(v) => strict(v, "options", OPTION_FIELDS)?,
         None => DeliveryOptions::default(),
@@ -273,7 +301,12 @@ async fn accept(
         send_at,
         idempotency,
         wait: (wait.wait == Some(true)).then_some(timeout),
+        local_time,
     };
+    if wait.dry_run == Some(true) {
+        let targeted = st.delivery.dry_run(&send).await?;
+        return Ok((StatusCode::OK, axum::Json(DryRunView { targeted })).into_response());
+    }
     match st.delivery.submit(send).await? {
         Submitted::Accepted(a) => {
             let view = AcceptedView { id: a.id, status: a.status.to_string(), targeted: a.targeted };
@@ -388,6 +421,10 @@ fn view(row: NotificationRow) -> NotificationView {
         cancelled: row.cancelled,
     };
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    let mut options = parse(&row.options);
+    if let (Some(fields), Some(local_time)) = (options.as_object_mut(), row.local_time) {
+        fields.insert("local_time".into(), Value::String(local_time));
+    }
     // A scheduled notification whose time has come is queued, promoted or not.
     let status = match row.status {
         NotificationStatus::Scheduled if row.send_at <= time::now_ms() => NotificationStatus::Queued,
@@ -405,7 +442,7 @@ fn view(row: NotificationRow) -> NotificationView {
         counts,
         to: parse(&row.target),
         notification,
-        options: parse(&row.options),
+        options,
         send_at: Timestamp(row.send_at),
         expires_at: row.expires_at.map(Timestamp),
         created_at: Timestamp(row.created_at),

@@ -13,6 +13,7 @@ use super::record;
 use super::sender::{Job, Prepared};
 use super::worker::Reservation;
 use super::{pause, Delivery};
+use crate::domain::local_time::LocalTime;
 use crate::domain::time::now_ms;
 use crate::domain::Target;
 use crate::store::{DeadToken, FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow, Providers};
@@ -82,6 +83,14 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
         // Left leased, like an unreadable target.
         return;
     };
+    let local_time = match job.local_time.as_deref().map(|t| LocalTime::parse("local_time", t)).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            // Left leased, like an unreadable target.
+            tracing::error!(notification = %job.id, error = %e, "stored local_time is unreadable");
+            return;
+        }
+    };
     let notification = Arc::new(notification);
     let (providers, app_version) = match d.store.app(&job.app_id).await {
         Ok(Some(app)) => (Providers::of(&app), app.updated_at),
@@ -143,6 +152,7 @@ async fn expand(d: &Delivery, job: FanoutJob, lease_ms: i64, cancel: &Cancellati
                 app_version,
                 providers,
                 prior_attempts,
+                local_time,
             };
             // A task of its own: it keeps sending while this loop records
             // the batch before it.
@@ -212,11 +222,13 @@ struct BatchContext {
     providers: Providers,
     /// 1 when this batch may have been sent before a crash, else 0.
     prior_attempts: i32,
+    local_time: Option<LocalTime>,
 }
 
 /// Sends one batch and turns its outcomes into delivery rows. Devices that
 /// cannot be sent to (see [`record::sendable`]) get their final row without
-/// a provider call.
+/// a provider call; with a local time, devices whose time has not come get
+/// a pending row due then, which the workers send (see [`record::scheduled`]).
 async fn send_batch(
     d: Delivery,
     ctx: BatchContext,
@@ -232,7 +244,15 @@ async fn send_batch(
     let mut jobs = Vec::with_capacity(devices.len());
     let n = &ctx.notification;
     for device in devices {
+        let due = ctx.local_time.map_or(now, |t| t.next_at(device.timezone.as_deref(), now));
         match record::sendable(&device.platform, Some(ctx.providers), n, ctx.prior_attempts, now) {
+            Ok(platform) if due > now => rows.push(NewDeliveryRow {
+                update: record::scheduled(platform, due),
+                device_id: device.id,
+                platform_name: device.platform,
+                token: device.token,
+                environment: device.environment,
+            }),
             Ok(platform) => jobs.push(Job {
                 delivery_id: 0,
                 app_id: ctx.app_id.clone(),

@@ -78,6 +78,23 @@ pub(super) fn sendable(
     Ok(platform)
 }
 
+/// A delivery left for later (a local-time send): pending, due `at`, with
+/// no attempt made; the workers claim it then like any due delivery.
+pub(super) fn scheduled(platform: Platform, at: i64) -> DeliveryUpdate {
+    DeliveryUpdate {
+        id: 0,
+        platform: platform.as_str(),
+        status: DeliveryStatus::Pending,
+        inc: 0,
+        next_attempt_at: at,
+        provider_status: None,
+        reason: None,
+        provider_message_id: None,
+        delivered_at: None,
+        attempt: None,
+    }
+}
+
 /// The delivery update of a decided job, and its device to deactivate
 /// when the provider declared the token dead.
 pub(super) fn decided(job: &Job, decision: Decision, latency_ms: u64) -> (DeliveryUpdate, Option<DeadToken>) {
@@ -133,7 +150,8 @@ where
 /// Metrics of recorded results, one counter update per kind of outcome.
 fn count_results<'a>(updates: impl IntoIterator<Item = &'a DeliveryUpdate>, dead: &[DeadToken]) {
     let mut kinds: HashMap<(&str, &str, Option<&str>), u64> = HashMap::new();
-    for u in updates {
+    // A pending row without a provider call is scheduled, not an outcome.
+    for u in updates.into_iter().filter(|u| u.status != DeliveryStatus::Pending || u.inc > 0) {
         let reason = if u.status == DeliveryStatus::Delivered { None } else { u.reason.as_deref() };
         let outcome = if u.status == DeliveryStatus::Pending { "retry" } else { u.status.as_str() };
         *kinds.entry((u.platform, outcome, reason)).or_default() += 1;

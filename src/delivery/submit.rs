@@ -12,6 +12,7 @@ use pushgate_providers::{DeliveryOptions, NotificationInfo, PayloadError};
 
 use super::sender::Prepared;
 use super::Delivery;
+use crate::domain::local_time::LocalTime;
 use crate::domain::Target;
 use crate::domain::{ids::new_id, time::now_ms};
 use crate::store::{
@@ -39,6 +40,8 @@ pub struct NewSend {
     pub idempotency: Option<Idempotency>,
     /// Wait this long for every delivery to reach a final state (`wait=true`).
     pub wait: Option<Duration>,
+    /// Send each device at this time of day in its time zone.
+    pub local_time: Option<LocalTime>,
 }
 
 /// An idempotency key and the hash of the request that came with it.
@@ -105,7 +108,8 @@ impl Delivery {
     /// committed, or with `wait`, once every delivery is final (if that
     /// comes in time).
     pub async fn submit(&self, send: NewSend) -> Result<Submitted, DeliveryError> {
-        let NewSend { app_id, target, mut info, options, send_at, idempotency, wait } = send;
+        check_local_time(&send)?;
+        let NewSend { app_id, target, mut info, options, send_at, idempotency, wait, local_time } = send;
         let now = now_ms();
         let send_at = send_at.unwrap_or(now).max(now);
         let expires_at = options.ttl_seconds.map(|ttl| send_at + i64::from(ttl) * 1000);
@@ -121,7 +125,11 @@ impl Delivery {
         }
         let accepted = match accepted {
             Some(accepted) => accepted,
-            None => self.submit_tx(&app_id, &target, notification, send_at, idempotency.as_ref(), now).await?,
+            None => {
+                let local_time = local_time.map(LocalTime::as_text);
+                let send = TxSend { target: &target, send_at, idempotency: idempotency.as_ref(), local_time, now };
+                self.submit_tx(&app_id, notification, send).await?
+            }
         };
         if let Some(timeout) = wait {
             if let Some(results) = self.wait_final(&app_id, &accepted.id, timeout).await? {
@@ -174,12 +182,10 @@ impl Delivery {
     async fn submit_tx(
         &self,
         app_id: &str,
-        target: &Target,
         notification: Arc<Prepared>,
-        send_at: i64,
-        idempotency: Option<&Idempotency>,
-        now: i64,
+        send: TxSend<'_>,
     ) -> Result<Accepted, DeliveryError> {
+        let TxSend { target, send_at, idempotency, local_time, now } = send;
         let app = self.store.app(app_id).await?.ok_or(DeliveryError::NotFound("app"))?;
         let reservation =
             (target.is_explicit() && send_at <= now).then(|| self.worker.try_reserve(target.explicit_len())).flatten();
@@ -198,6 +204,7 @@ impl Delivery {
                 providers: Providers::of(&app),
                 idempotency: idempotency.map(|i| (i.key.as_str(), i.request_hash.as_str())),
                 lease_until: reservation.as_ref().map(|r| r.lease_until),
+                local_time: local_time.as_deref(),
                 now,
             })
             .await?;
@@ -219,6 +226,17 @@ impl Delivery {
         }
     }
 
+    /// How many devices `send` would target, sending nothing (`dry_run`):
+    /// refused as the send would be, counted as the send would count.
+    pub async fn dry_run(&self, send: &NewSend) -> Result<i64, DeliveryError> {
+        check_local_time(send)?;
+        check_payload(&send.info, &send.options)?;
+        self.store.app(&send.app_id).await?.ok_or(DeliveryError::NotFound("app"))?;
+        let now = now_ms();
+        let at = send.send_at.unwrap_or(now).max(now);
+        self.store.count_targets(&send.app_id, &send.target, at).await?.map_err(DeliveryError::NotFound)
+    }
+
     /// Reads the notification until it is final (woken by this instance's
     /// workers, and at least every 100 ms as work may finish on another
     /// instance) or `timeout` passes.
@@ -237,6 +255,34 @@ impl Delivery {
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), self.signals.done.notified()).await;
         }
     }
+}
+
+/// What a send in its own transaction takes besides the notification.
+struct TxSend<'a> {
+    target: &'a Target,
+    send_at: i64,
+    idempotency: Option<&'a Idempotency>,
+    local_time: Option<String>,
+    now: i64,
+}
+
+/// `local_time` schedules the deliveries of a fan-out, device by device: it
+/// takes a target expanded from the registry, and no TTL (each device's
+/// time is hours apart from the others').
+fn check_local_time(send: &NewSend) -> Result<(), DeliveryError> {
+    if send.local_time.is_none() {
+        return Ok(());
+    }
+    let refused = |field: &str, message: &str| {
+        Err(DeliveryError::InvalidField { field: field.to_owned(), message: message.to_owned() })
+    };
+    if send.target.is_explicit() {
+        return refused("options.local_time", "local_time takes a user_ids, group, groups, filters or all target");
+    }
+    if send.options.ttl_seconds.is_some() {
+        return refused("options.ttl_seconds", "ttl_seconds cannot be combined with local_time");
+    }
+    Ok(())
 }
 
 /// Refuses what no provider would accept: over the size limits, or a field

@@ -3,12 +3,16 @@
 
 pub mod cursor;
 pub mod error;
+pub mod filter;
 pub mod ids;
 pub mod json;
+pub mod local_time;
 pub mod names;
+pub mod tags;
 pub mod target;
 pub mod time;
 pub mod token;
+pub mod version;
 
 pub use error::{FieldError, FieldErrorKind};
 pub use target::Target;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::filter::Filter;
 use super::{names, DeviceToken, FieldError, Platform};
 
 /// Most ids or tokens one explicit target may list: these are expanded in the
@@ -10,6 +11,8 @@ use super::{names, DeviceToken, FieldError, Platform};
 pub const MAX_EXPLICIT: usize = 10_000;
 /// Most user ids one target may list.
 pub const MAX_USERS: usize = 1_000;
+/// Most groups one target may list.
+pub const MAX_GROUPS: usize = 100;
 
 /// A device given by platform and token, registered or not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +33,10 @@ pub enum Target {
     UserIds(Vec<String>),
     /// Every active device of a group (an empty or unknown group is 404).
     Group(String),
+    /// Every active device of any of these groups (unknown ones add none).
+    Groups(Vec<String>),
+    /// Every active device the filter selects.
+    Filters(Filter),
     /// Raw provider tokens.
     Tokens(Vec<TokenTarget>),
     /// Every active device of the app.
@@ -84,12 +91,23 @@ impl Target {
                 names::group(&field, name)?;
                 Ok(Target::Group(name.to_string()))
             }
+            "groups" => {
+                let names = strings(value, &field, MAX_GROUPS)?;
+                for (i, name) in names.iter().enumerate() {
+                    names::group(&format!("{field}[{i}]"), name)?;
+                }
+                Ok(Target::Groups(dedup(names)))
+            }
+            "filters" => Ok(Target::Filters(Filter::parse(value, &field)?)),
             "tokens" => Ok(Target::Tokens(tokens(value, &field)?)),
             "all" => match value {
                 Value::Bool(true) => Ok(Target::All(true)),
                 _ => Err(FieldError::new(&field, "all must be true")),
             },
-            _ => Err(FieldError::new(&field, "unknown target: use device_ids, user_ids, group, tokens or all")),
+            _ => Err(FieldError::new(
+                &field,
+                "unknown target: use device_ids, user_ids, group, groups, filters, tokens or all",
+            )),
         }
     }
 }
@@ -160,6 +178,13 @@ mod tests {
             Target::DeviceIds(vec!["a".into(), "b".into()])
         );
         assert_eq!(Target::parse(&json!({"group": "news"})).expect("ok"), Target::Group("news".into()));
+        assert_eq!(
+            Target::parse(&json!({"groups": ["a", "b", "a"]})).expect("ok"),
+            Target::Groups(vec!["a".into(), "b".into()])
+        );
+        let filters = json!({"filters": {"field": "platform", "relation": "=", "value": "ios"}});
+        let parsed = Target::parse(&filters).expect("ok");
+        assert_eq!(serde_json::to_value(&parsed).expect("json"), filters, "stored as given");
         assert_eq!(Target::parse(&json!({"all": true})).expect("ok"), Target::All(true));
         let t = Target::parse(&json!({"tokens": [{"platform": "android", "token": "abc"}]})).expect("ok");
         assert!(t.is_explicit());
@@ -172,6 +197,8 @@ mod tests {
         assert_eq!(field_of(Target::parse(&json!({"device_ids": []})).unwrap_err()), "to.device_ids");
         assert_eq!(field_of(Target::parse(&json!({"device_ids": ["a", 3]})).unwrap_err()), "to.device_ids[1]");
         assert_eq!(field_of(Target::parse(&json!({"all": false})).unwrap_err()), "to.all");
+        assert_eq!(field_of(Target::parse(&json!({"groups": ["ok", "no way"]})).unwrap_err()), "to.groups[1]");
+        assert_eq!(field_of(Target::parse(&json!({"filters": {"any": [{}]}})).unwrap_err()), "to.filters.any[0].field");
         assert!(field_of(Target::parse(&json!({"group": "a", "all": true})).unwrap_err()).starts_with("to."));
         let bad = json!({"tokens": [{"platform": "ios", "token": "xyz"}]});
         assert!(matches!(Target::parse(&bad), Err(FieldError { kind: FieldErrorKind::Token, .. })));

@@ -5,10 +5,12 @@
 use std::fmt::Write as _;
 
 use super::deliveries::{ResultSql, Tally};
+use super::filters;
 use super::notifications::complete_sql;
-use super::sql::{on_pool, BeginWrite, Sql};
+use super::sql::{on_pool, BeginWrite, Dialect, Sql};
 use super::{DeliveryStatus, Store, StoreError, StoreResult};
-use crate::domain::{ids::new_id, time::now_ms, Platform};
+use crate::domain::filter::Filter;
+use crate::domain::{ids::new_id, time::now_ms, version, Platform};
 
 /// A stored device, with its group names (what the API shows, and what
 /// delivery reads: platform, token, environment, active).
@@ -50,6 +52,8 @@ pub struct DeviceRow {
     pub(super) group_names: Option<String>,
     /// SHA-256 of the device secret given to the client that registered it.
     pub secret_hash: Option<String>,
+    /// Tags: JSON object text.
+    pub tags: Option<String>,
 }
 
 impl DeviceRow {
@@ -99,6 +103,8 @@ pub struct NewDevice {
     pub metadata: Option<String>,
     /// Hash of a new device secret: stored on a device that has none yet.
     pub secret_hash: Option<String>,
+    /// Tags (JSON object text); replace the stored ones when given.
+    pub tags: Option<String>,
 }
 
 /// A validated `PATCH /v1/devices/{id}`: `None` leaves a field alone,
@@ -119,6 +125,8 @@ pub struct DevicePatch {
     pub app_version: Option<Option<String>>,
     /// JSON object text.
     pub metadata: Option<Option<String>>,
+    /// Tags, JSON object text; replaced as a whole.
+    pub tags: Option<Option<String>>,
 }
 
 /// Filters of a device list; `None` does not filter.
@@ -134,6 +142,8 @@ pub struct DeviceFilter<'a> {
     pub active: Option<bool>,
     /// The device with this token (a lookup).
     pub token: Option<&'a str>,
+    /// Devices the filter selects.
+    pub filters: Option<&'a Filter>,
 }
 
 /// Every column of a device plus its sorted group names, aliased `d`.
@@ -141,18 +151,19 @@ pub(super) const DEVICE_SELECT: &str = "SELECT d.id, d.app_id, d.platform, d.tok
      d.locale, d.timezone, d.app_version, d.environment, d.metadata, d.active, d.deactivated_reason, \
      d.created_at, d.updated_at, d.last_seen_at, \
      (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = d.id) AS group_names, \
-     d.secret_hash FROM devices d";
+     d.secret_hash, d.tags FROM devices d";
 
 /// The columns of [`DEVICE_SELECT`], as an upsert of `devices` returns them.
 pub(super) const DEVICE_RETURNING: &str = "RETURNING id, app_id, platform, token, installation_id, user_id, \
      locale, timezone, app_version, environment, metadata, active, deactivated_reason, \
      created_at, updated_at, last_seen_at, \
      (SELECT string_agg(g.name, ',' ORDER BY g.name) FROM device_groups g WHERE g.device_id = devices.id) AS group_names, \
-     secret_hash";
+     secret_hash, tags";
 
 const INSERT_DEVICE: &str = "INSERT INTO devices (id, app_id, platform, token, installation_id, user_id, locale, \
      timezone, app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at, \
-     secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, NULL, $12, $12, $12, $13)";
+     secret_hash, tags, version_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, TRUE, NULL, $12, $12, $12, $13, $14, $15)";
 
 /// What an existing device takes from a registration: it is active again,
 /// and every field given replaces the stored one.
@@ -162,7 +173,8 @@ pub(super) const REFRESH_DEVICE: &str = "DO UPDATE SET platform = excluded.platf
      timezone = COALESCE(excluded.timezone, devices.timezone), \
      app_version = COALESCE(excluded.app_version, devices.app_version), \
      environment = COALESCE(excluded.environment, devices.environment), \
-     metadata = COALESCE(excluded.metadata, devices.metadata), \
+     metadata = COALESCE(excluded.metadata, devices.metadata), tags = COALESCE(excluded.tags, devices.tags), \
+     version_key = CASE WHEN excluded.app_version IS NULL THEN devices.version_key ELSE excluded.version_key END, \
      active = TRUE, deactivated_reason = NULL, updated_at = excluded.updated_at, last_seen_at = excluded.last_seen_at, \
      secret_hash = COALESCE(devices.secret_hash, excluded.secret_hash)";
 
@@ -218,7 +230,7 @@ fn insert_groups_sql(n: usize) -> String {
 }
 
 /// A device list query: the filters given, newest first, after the cursor.
-fn list_sql(app_id: &str, filter: &DeviceFilter<'_>, after: Option<&str>, limit: i64) -> Sql {
+fn list_sql(d: &Dialect, app_id: &str, filter: &DeviceFilter<'_>, after: Option<&str>, limit: i64, now: i64) -> Sql {
     let mut q = Sql::new(DEVICE_SELECT);
     q.push(" WHERE d.app_id = ").push_bind(app_id);
     // Only the filters given become conditions, so each query can use its index.
@@ -241,6 +253,10 @@ fn list_sql(app_id: &str, filter: &DeviceFilter<'_>, after: Option<&str>, limit:
     }
     if let Some(token) = filter.token {
         q.push(" AND d.token = ").push_bind(token);
+    }
+    if let Some(filters) = filter.filters {
+        q.push(" AND ");
+        filters::push(&mut q, d, filters, now);
     }
     q.push(" ORDER BY d.id DESC LIMIT ").push_bind(limit);
     q
@@ -274,6 +290,7 @@ impl Store {
             None => format!("{INSERT_DEVICE} ON CONFLICT {BY_TOKEN} {REFRESH_DEVICE} RETURNING id"),
         };
         let select = format!("{DEVICE_SELECT} WHERE d.id = $1");
+        let version_key = d.app_version.as_deref().and_then(version::device_key);
         // Every transaction starts with a write, so SQLite takes its write
         // lock first (waiting on busy_timeout) and never has to upgrade.
         Ok(on_pool!(self.pool(), p => {
@@ -288,6 +305,7 @@ impl Store {
                 .bind(&new_id).bind(app_id).bind(platform).bind(&d.token).bind(&d.installation_id)
                 .bind(&d.user_id).bind(&d.locale).bind(&d.timezone).bind(&d.app_version)
                 .bind(&d.environment).bind(&d.metadata).bind(now).bind(&d.secret_hash)
+                .bind(&d.tags).bind(version_key.as_deref())
                 .fetch_one(&mut *tx).await?;
             if let Some(groups) = &d.groups {
                 replace_groups!(tx, app_id, &id, groups);
@@ -327,7 +345,7 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<DeviceRow>> {
-        let q = list_sql(app_id, filter, after, limit);
+        let q = list_sql(&self.dialect(), app_id, filter, after, limit, now_ms());
         Ok(on_pool!(self.pool(), p => q.query_as::<_, DeviceRow>().fetch_all(p).await?))
     }
 
@@ -349,18 +367,20 @@ impl Store {
              user_id = CASE WHEN $5 THEN $6 ELSE user_id END, locale = CASE WHEN $7 THEN $8 ELSE locale END, \
              timezone = CASE WHEN $9 THEN $10 ELSE timezone END, \
              app_version = CASE WHEN $11 THEN $12 ELSE app_version END, \
-             metadata = CASE WHEN $13 THEN $14 ELSE metadata END \
+             metadata = CASE WHEN $13 THEN $14 ELSE metadata END, \
+             tags = CASE WHEN $15 THEN $16 ELSE tags END, version_key = CASE WHEN $11 THEN $17 ELSE version_key END \
              WHERE app_id = $1 AND id = $2";
         let select = format!("{DEVICE_SELECT} WHERE d.id = $1");
-        let [user_id, locale, timezone, app_version, metadata] =
-            [&patch.user_id, &patch.locale, &patch.timezone, &patch.app_version, &patch.metadata].map(set);
+        let [user_id, locale, timezone, app_version, metadata, tags] =
+            [&patch.user_id, &patch.locale, &patch.timezone, &patch.app_version, &patch.metadata, &patch.tags].map(set);
+        let version_key = app_version.1.and_then(|v| version::device_key(v));
         Ok(on_pool!(self.pool(), p => {
             let mut tx = p.begin_write().await?;
             let changed = sqlx::query(UPDATE)
                 .bind(app_id).bind(id).bind(&patch.token).bind(now_ms())
                 .bind(user_id.0).bind(user_id.1).bind(locale.0).bind(locale.1)
                 .bind(timezone.0).bind(timezone.1).bind(app_version.0).bind(app_version.1)
-                .bind(metadata.0).bind(metadata.1)
+                .bind(metadata.0).bind(metadata.1).bind(tags.0).bind(tags.1).bind(version_key.as_deref())
                 .execute(&mut *tx).await?.rows_affected();
             if changed == 0 {
                 return Ok(None);
@@ -444,7 +464,8 @@ mod tests {
 
     #[test]
     fn list_queries_only_filter_what_is_given() {
-        let q = list_sql("app", &DeviceFilter::default(), None, 50);
+        let d = Dialect::sqlite();
+        let q = list_sql(&d, "app", &DeviceFilter::default(), None, 50, 0);
         let sql = q.text();
         assert!(sql.ends_with("WHERE d.app_id = $1 ORDER BY d.id DESC LIMIT $2"), "{sql}");
         assert_eq!(q.args(), [Arg::from("app"), Arg::Int(50)]);
@@ -455,7 +476,7 @@ mod tests {
             active: Some(false),
             ..DeviceFilter::default()
         };
-        let q = list_sql("app", &filter, Some("c"), 50);
+        let q = list_sql(&d, "app", &filter, Some("c"), 50, 0);
         let sql = q.text();
         assert!(
             sql.ends_with(

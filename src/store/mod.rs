@@ -8,7 +8,9 @@ mod apps;
 mod deliveries;
 mod device_sends;
 mod devices;
+mod dry_run;
 mod fanout;
+mod filters;
 mod groups;
 mod keys;
 mod notifications;
@@ -19,6 +21,7 @@ mod sql;
 mod stats;
 mod status;
 mod webhooks;
+mod version_keys;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -181,12 +184,14 @@ impl Store {
         &self.owner
     }
 
-    /// Applies pending migrations (the folder of this store's dialect).
+    /// Applies pending migrations (the folder of this store's dialect), then
+    /// fills in what their SQL cannot compute (devices' version keys).
     pub async fn migrate(&self) -> StoreResult<()> {
         match &self.pool {
             Pool::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
             Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
         }
+        self.backfill_version_keys().await?;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Notifications: created durably with their target (and, for explicit
 //! targets, their deliveries) in one transaction; read, cancelled, completed.
 
-use super::sql::{on_pool, BeginWrite, Dialect};
+use super::filters;
+use super::sql::{bind_args, on_pool, Arg, BeginWrite, Dialect, Sql};
 use super::stats::{self, StatTally};
 use super::{ClaimedDelivery, DeliveryStatus, NotificationStatus, Store, StoreError, StoreResult};
 use crate::domain::Target;
@@ -43,6 +44,8 @@ pub struct NotificationRow {
     pub expired: i64,
     /// Deliveries cancelled.
     pub cancelled: i64,
+    /// `options.local_time` (`HH:MM`), kept apart from the providers' options.
+    pub local_time: Option<String>,
 }
 
 /// Notifications `n` with their counts: the owner's (on the row) plus the
@@ -50,8 +53,8 @@ pub struct NotificationRow {
 const SELECT: &str = "SELECT n.id, n.app_id, n.status, n.target, n.info, n.options, n.targeted, n.send_at, \
      n.expires_at, n.fanout_done, n.created_at, n.updated_at, n.completed_at, \
      n.delivered + COALESCE(c.delivered, 0) AS delivered, n.failed + COALESCE(c.failed, 0) AS failed, \
-     n.expired + COALESCE(c.expired, 0) AS expired, n.cancelled + COALESCE(c.cancelled, 0) AS cancelled \
-     FROM notifications n LEFT JOIN notification_counts c ON c.notification_id = n.id";
+     n.expired + COALESCE(c.expired, 0) AS expired, n.cancelled + COALESCE(c.cancelled, 0) AS cancelled, \
+     n.local_time FROM notifications n LEFT JOIN notification_counts c ON c.notification_id = n.id";
 
 /// Completes the unfinished notifications (`$1` now) that are fanned out
 /// and have every delivery final, among those `only` selects. A row that
@@ -89,6 +92,8 @@ pub struct NewNotification<'a> {
     pub idempotency: Option<(&'a str, &'a str)>,
     /// Deliveries of an explicit target due now are born claimed until then.
     pub lease_until: Option<i64>,
+    /// `HH:MM`: a fan-out target's devices are each sent at that local time.
+    pub local_time: Option<&'a str>,
     /// Now (ms).
     pub now: i64,
 }
@@ -157,6 +162,9 @@ pub enum Created {
     NoProvider(Vec<String>),
 }
 
+/// Whether group `$2` of app `$1` has a member (an unknown group is a 404).
+pub(super) const GROUP_EXISTS: &str = "SELECT 1 FROM device_groups WHERE app_id = $1 AND name = $2 LIMIT 1";
+
 /// Idempotency keys are remembered this long.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
@@ -168,33 +176,52 @@ pub(crate) fn initial_status(col: &str, a: usize, f: usize, w: usize) -> String 
     format!("CASE WHEN {ok} THEN 'pending' ELSE 'failed' END, CASE WHEN {ok} THEN NULL ELSE 'no_provider' END")
 }
 
-/// Where and how the fan-out of a group, user or `all` target reads the
-/// registry: `FROM … WHERE …` over active devices `d`, ordered by `key`.
-/// `$1` is the app id and `$p` the target's parameter.
-pub(crate) fn fanout_source(target: &Target, d: &Dialect, p: usize) -> (String, &'static str) {
-    match target {
-        Target::Group(_) => (
-            format!(
+/// Where and how the fan-out of a group, user, filter or `all` target reads
+/// the registry: `FROM … WHERE …` over active devices `d`, ordered by `key`.
+/// `$1` is the app id; the target's own values are `args`, bound from `$p` on.
+pub(crate) struct FanoutSource {
+    /// `FROM … WHERE …`.
+    pub(crate) sql: String,
+    /// The column the fan-out's cursor walks.
+    pub(crate) key: &'static str,
+    /// The target's values, for `$p`….
+    pub(crate) args: Vec<Arg>,
+}
+
+/// The [`FanoutSource`] of `target`; filter ages count back from `now`.
+pub(crate) fn fanout_source(target: &Target, d: &Dialect, p: usize, now: i64) -> StoreResult<FanoutSource> {
+    let active = "FROM devices d WHERE d.app_id = $1 AND d.active = TRUE";
+    Ok(match target {
+        Target::Group(name) => FanoutSource {
+            sql: format!(
                 "FROM device_groups g JOIN devices d ON d.id = g.device_id \
                  WHERE g.app_id = $1 AND g.name = ${p} AND d.active = TRUE"
             ),
-            "g.device_id",
-        ),
-        Target::UserIds(_) => (
-            format!("FROM devices d WHERE d.app_id = $1 AND d.active = TRUE AND {}", d.in_strings("d.user_id", p)),
-            "d.id",
-        ),
-        // `$p` is bound (to NULL) for every target, so bind positions never shift.
-        _ => (format!("FROM devices d WHERE d.app_id = $1 AND d.active = TRUE AND ${p} IS NULL"), "d.id"),
-    }
-}
-
-/// The bound parameter of a fan-out target (`None` for `all`).
-pub(crate) fn fanout_param(target: &Target) -> StoreResult<Option<String>> {
-    Ok(match target {
-        Target::Group(name) => Some(name.clone()),
-        Target::UserIds(ids) => Some(serde_json::to_string(ids)?),
-        _ => None,
+            key: "g.device_id",
+            args: vec![Arg::from(name)],
+        },
+        Target::UserIds(ids) => FanoutSource {
+            sql: format!("{active} AND {}", d.in_strings("d.user_id", p)),
+            key: "d.id",
+            args: vec![Arg::Text(serde_json::to_string(ids)?)],
+        },
+        Target::Groups(names) => FanoutSource {
+            sql: format!(
+                "{active} AND EXISTS (SELECT 1 FROM device_groups m WHERE m.app_id = d.app_id \
+                 AND m.device_id = d.id AND {})",
+                d.in_strings("m.name", p)
+            ),
+            key: "d.id",
+            args: vec![Arg::Text(serde_json::to_string(names)?)],
+        },
+        Target::Filters(filter) => {
+            let mut q = Sql::after(p - 1);
+            filters::push(&mut q, d, filter, now);
+            FanoutSource { sql: format!("{active} AND {}", q.text()), key: "d.id", args: q.args().to_vec() }
+        }
+        Target::All(_) | Target::DeviceIds(_) | Target::Tokens(_) => {
+            FanoutSource { sql: active.to_string(), key: "d.id", args: Vec::new() }
+        }
     })
 }
 
@@ -271,13 +298,12 @@ impl Store {
              notification_id = excluded.notification_id, response = excluded.response, created_at = excluded.created_at \
              WHERE idempotency_keys.created_at < $6";
         let explicit = ExplicitSql::new(n.target, &d)?;
-        let param = fanout_param(n.target)?;
-        let (source, _) = fanout_source(n.target, &d, 2);
+        let source = fanout_source(n.target, &d, 2, n.send_at.max(n.now))?;
         let insert_notification =
             "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, send_at, \
-             expires_at, fanout_done, fanned_out, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $10, $7, $8, FALSE, 0, $9, $9)";
-        let count_source = format!("SELECT d.platform, COUNT(*) {source} GROUP BY d.platform");
+             expires_at, fanout_done, fanned_out, created_at, updated_at, local_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $10, $7, $8, FALSE, 0, $9, $9, $11)";
+        let count_source = format!("SELECT d.platform, COUNT(*) {} GROUP BY d.platform", source.sql);
         let lease = n.lease_until.filter(|_| status == NotificationStatus::Queued);
 
         let result: Result<(Accepted, Vec<ClaimedDelivery>), Created> = on_pool!(self.pool(), p => {
@@ -328,23 +354,22 @@ impl Store {
                     (Accepted { id: n.id.to_string(), status: stored_status, targeted }, born)
                 } else {
                     if let Target::Group(name) = n.target {
-                        let exists: Option<i32> = sqlx::query_scalar(
-                            "SELECT 1 FROM device_groups WHERE app_id = $1 AND name = $2 LIMIT 1"
-                        ).bind(n.app_id).bind(name).fetch_optional(&mut *tx).await?;
+                        let exists: Option<i32> = sqlx::query_scalar(GROUP_EXISTS)
+                            .bind(n.app_id).bind(name).fetch_optional(&mut *tx).await?;
                         if exists.is_none() {
                             break 'tx Err(Created::NotFound("group"));
                         }
                     }
                     // An estimate until the fan-out is done.
-                    let per_platform: Vec<(String, i64)> = sqlx::query_as(&count_source).bind(n.app_id)
-                        .bind(param.as_deref()).fetch_all(&mut *tx).await?;
+                    let per_platform: Vec<(String, i64)> =
+                        bind_args(sqlx::query_as(&count_source).bind(n.app_id), &source.args).fetch_all(&mut *tx).await?;
                     let targeted: i64 = per_platform.iter().map(|(_, c)| c).sum();
                     if targeted > 0 && !per_platform.iter().any(|(pl, _)| n.providers.reach(pl)) {
                         break 'tx Err(Created::NoProvider(per_platform.into_iter().map(|(pl, _)| pl).collect()));
                     }
                     sqlx::query(insert_notification).bind(n.id).bind(n.app_id).bind(status).bind(&target_json)
                         .bind(n.info).bind(n.options).bind(n.send_at).bind(n.expires_at).bind(n.now)
-                        .bind(targeted).execute(&mut *tx).await?;
+                        .bind(targeted).bind(n.local_time).execute(&mut *tx).await?;
                     (Accepted { id: n.id.to_string(), status, targeted }, Vec::new())
                 };
                 if let Some((key, _)) = n.idempotency {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::devices::{BY_INSTALLATION, BY_TOKEN, DEVICE_RETURNING, REFRESH_DEVICE};
 use super::sql::{on_pool, BeginWrite, Dialect};
 use super::{DeviceRow, NewDevice, RegisteredDevice, Store, StoreError, StoreResult};
-use crate::domain::{ids::new_id, time::now_ms};
+use crate::domain::{ids::new_id, time::now_ms, version};
 
 /// One registration of a batch.
 #[derive(Debug)]
@@ -45,6 +45,8 @@ const ROW_COLUMNS: &[(&str, &str)] = &[
     ("environment", "text"),
     ("metadata", "text"),
     ("secret_hash", "text"),
+    ("tags", "text"),
+    ("version_key", "text"),
 ];
 
 /// A registration as a JSON row (see [`ROW_COLUMNS`]).
@@ -63,6 +65,9 @@ struct Row<'a> {
     /// JSON object text, carried as a string.
     metadata: Option<&'a str>,
     secret_hash: Option<&'a str>,
+    /// JSON object text, carried as a string.
+    tags: Option<&'a str>,
+    version_key: Option<String>,
 }
 
 /// A membership as a JSON row.
@@ -133,9 +138,10 @@ impl Statements {
         let insert = format!(
             "INSERT INTO devices (id, app_id, platform, token, installation_id, user_id, locale, timezone, \
              app_version, environment, metadata, active, deactivated_reason, created_at, updated_at, last_seen_at, \
-             secret_hash) \
+             secret_hash, tags, version_key) \
              SELECT v.id, v.app_id, v.platform, v.token, v.installation_id, v.user_id, v.locale, v.timezone, \
-             v.app_version, v.environment, v.metadata, TRUE, NULL, $2, $2, $2, v.secret_hash FROM {rows} \
+             v.app_version, v.environment, v.metadata, TRUE, NULL, $2, $2, $2, v.secret_hash, v.tags, v.version_key \
+             FROM {rows} \
              WHERE TRUE ON CONFLICT" // SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT.
         );
         // The upsert returns whole devices: reading them back by id would be a
@@ -226,6 +232,8 @@ impl<'a> Step<'a> {
                     environment: d.environment.as_deref(),
                     metadata: d.metadata.as_deref(),
                     secret_hash: d.secret_hash.as_deref(),
+                    tags: d.tags.as_deref(),
+                    version_key: d.app_version.as_deref().and_then(version::device_key),
                 }
             })
             .collect();
@@ -338,6 +346,7 @@ mod tests {
                 environment: None,
                 metadata: None,
                 secret_hash: None,
+                tags: None,
             },
         }
     }

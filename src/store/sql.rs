@@ -11,7 +11,10 @@
 //! SQLite as a short transaction.
 
 use sqlx::postgres::PgPool;
+use sqlx::query::QueryAs;
 use sqlx::sqlite::SqlitePool;
+
+use crate::domain::tags::TagValue;
 
 /// Which database the store runs on; private to the store.
 #[derive(Clone, Debug)]
@@ -125,6 +128,81 @@ impl Dialect {
             ""
         }
     }
+
+    /// Device `d`'s tag `key` is `value` (Postgres: a containment the GIN
+    /// index on the tags answers).
+    pub(super) fn push_tag_is(&self, q: &mut Sql, key: &str, value: &TagValue) {
+        if self.pg {
+            let pair = serde_json::json!({ key: value.to_json() }).to_string();
+            q.push("CAST(d.tags AS jsonb) @> CAST(").push_bind(pair).push(" AS jsonb)");
+            return;
+        }
+        let path = tag_path(key);
+        match value {
+            TagValue::Text(s) => {
+                q.push("(json_type(d.tags, ").push_bind(path.as_str()).push(") = 'text' AND json_extract(d.tags, ");
+                q.push_bind(path).push(") = ").push_bind(s.as_str()).push(")");
+            }
+            TagValue::Number(n) => {
+                q.push("(json_type(d.tags, ").push_bind(path.as_str());
+                q.push(") IN ('integer', 'real') AND json_extract(d.tags, ").push_bind(path);
+                q.push(") = CAST(").push_bind(n.to_string()).push(" AS REAL))");
+            }
+            TagValue::Bool(b) => {
+                q.push("json_type(d.tags, ").push_bind(path).push(if *b { ") = 'true'" } else { ") = 'false'" });
+            }
+        }
+    }
+
+    /// Device `d` has tag `key`.
+    pub(super) fn push_tag_exists(&self, q: &mut Sql, key: &str) {
+        if self.pg {
+            q.push("CAST(d.tags AS jsonb) ? ").push_bind(key);
+        } else {
+            q.push("json_type(d.tags, ").push_bind(tag_path(key)).push(") IS NOT NULL");
+        }
+    }
+
+    /// Device `d`'s tag `key` is a number and compares with `value` by `op`
+    /// (`>`, `<`, `>=`, `<=`); a tag of another type does not match.
+    pub(super) fn push_tag_compare(&self, q: &mut Sql, key: &str, op: &str, value: &TagValue) {
+        let number = match value {
+            TagValue::Number(n) => n.to_string(),
+            _ => {
+                q.push("FALSE");
+                return;
+            }
+        };
+        if self.pg {
+            // CASE, not AND: Postgres may evaluate AND's operands in any order,
+            // and a text tag cast to numeric would fail the query.
+            q.push("CASE WHEN jsonb_typeof(CAST(d.tags AS jsonb) -> ").push_bind(key);
+            q.push(") = 'number' THEN CAST(CAST(d.tags AS jsonb) ->> ").push_bind(key);
+            q.push(" AS numeric) ").push(op).push(" CAST(").push_bind(number).push(" AS numeric) ELSE FALSE END");
+        } else {
+            let path = tag_path(key);
+            q.push("(json_type(d.tags, ").push_bind(path.as_str());
+            q.push(") IN ('integer', 'real') AND json_extract(d.tags, ").push_bind(path);
+            q.push(") ").push(op).push(" CAST(").push_bind(number).push(" AS REAL))");
+        }
+    }
+
+    /// The Postgres dialect, for tests of query text.
+    #[cfg(test)]
+    pub(super) fn postgres() -> Self {
+        Self { pg: true }
+    }
+
+    /// The SQLite dialect, for tests of query text.
+    #[cfg(test)]
+    pub(super) fn sqlite() -> Self {
+        Self { pg: false }
+    }
+}
+
+/// The SQLite JSON path of tag `key` (tag names hold no quotes).
+fn tag_path(key: &str) -> String {
+    format!("$.\"{key}\"")
 }
 
 /// A value bound to a query built at run time.
@@ -148,6 +226,12 @@ impl From<&String> for Arg {
     }
 }
 
+impl From<String> for Arg {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+
 impl From<i64> for Arg {
     fn from(i: i64) -> Self {
         Self::Int(i)
@@ -161,12 +245,20 @@ impl From<i64> for Arg {
 pub(super) struct Sql {
     text: String,
     args: Vec<Arg>,
+    /// Placeholders bound before this text's own (`$1`…`$offset`).
+    offset: usize,
 }
 
 impl Sql {
     /// A query starting with `text` (which binds nothing).
     pub(super) fn new(text: &str) -> Self {
-        Self { text: text.to_string(), args: Vec::new() }
+        Self { text: text.to_string(), args: Vec::new(), offset: 0 }
+    }
+
+    /// A fragment for a statement that binds `offset` values before it:
+    /// its first placeholder is `$offset+1`.
+    pub(super) fn after(offset: usize) -> Self {
+        Self { text: String::new(), args: Vec::new(), offset }
     }
 
     /// Appends SQL text.
@@ -179,18 +271,16 @@ impl Sql {
     pub(super) fn push_bind(&mut self, value: impl Into<Arg>) -> &mut Self {
         self.args.push(value.into());
         self.text.push('$');
-        self.text.push_str(&self.args.len().to_string());
+        self.text.push_str(&(self.offset + self.args.len()).to_string());
         self
     }
 
     /// The SQL text.
-    #[cfg(test)]
     pub(super) fn text(&self) -> &str {
         &self.text
     }
 
     /// The bound values, in placeholder order.
-    #[cfg(test)]
     pub(super) fn args(&self) -> &[Arg] {
         &self.args
     }
@@ -204,15 +294,28 @@ impl Sql {
         &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
         i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
-        let mut query = sqlx::query_as(&self.text);
-        for arg in &self.args {
-            query = match arg {
-                Arg::Text(s) => query.bind(s.as_str()),
-                Arg::Int(i) => query.bind(*i),
-            };
-        }
-        query
+        bind_args(sqlx::query_as(&self.text), &self.args)
     }
+}
+
+/// Binds `args` after the values `query` has bound already; on either driver.
+pub(super) fn bind_args<'q, DB, O>(
+    mut query: QueryAs<'q, DB, O, DB::Arguments<'q>>,
+    args: &'q [Arg],
+) -> QueryAs<'q, DB, O, DB::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    O: for<'r> sqlx::FromRow<'r, DB::Row>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for arg in args {
+        query = match arg {
+            Arg::Text(s) => query.bind(s.as_str()),
+            Arg::Int(i) => query.bind(*i),
+        };
+    }
+    query
 }
 
 #[cfg(test)]

@@ -159,6 +159,7 @@ fn registration(app_id: &str, token: &str, with: impl FnOnce(&mut NewDevice)) ->
         environment: None,
         metadata: None,
         secret_hash: None,
+        tags: None,
     };
     with(&mut device);
     Registration { app_id: app_id.to_string(), device }

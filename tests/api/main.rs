@@ -26,3 +26,4 @@ mod socket;
 mod stats;
 mod web_push;
 mod webhooks;
+mod targeting;
