@@ -20,8 +20,8 @@ mod socket;
 mod sql;
 mod stats;
 mod status;
-mod webhooks;
 mod version_keys;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -24,6 +24,6 @@ mod sending;
 mod shutdown;
 mod socket;
 mod stats;
+mod targeting;
 mod web_push;
 mod webhooks;
-mod targeting;
