@@ -13,8 +13,8 @@ use pushgate_providers::{DeliveryOptions, NotificationInfo, PayloadError};
 use super::sender::Prepared;
 use super::Delivery;
 use crate::domain::local_time::LocalTime;
-use crate::domain::Target;
 use crate::domain::{ids::new_id, time::now_ms};
+use crate::domain::{Platform, Target};
 use crate::store::{
     Accepted, AcceptedSend, Created, DeliveryResult, DeviceSendResult, NewDeviceSend, NewNotification,
     NotificationStatus, Providers, StoreError,
@@ -115,7 +115,8 @@ impl Delivery {
         let expires_at = options.ttl_seconds.map(|ttl| send_at + i64::from(ttl) * 1000);
         let id = new_id();
         info.id = Some(id.clone());
-        check_payload(&info, &options)?;
+        let too_large = check_payload(&info, &options)?;
+        self.refuse_too_large(&app_id, &target, send_at, too_large).await?;
         let notification = Arc::new(Prepared::new(id, info, options, expires_at));
         let mut accepted = None;
         if let (Target::DeviceIds(ids), None, true) = (&target, &idempotency, send_at <= now) {
@@ -230,11 +231,43 @@ impl Delivery {
     /// refused as the send would be, counted as the send would count.
     pub async fn dry_run(&self, send: &NewSend) -> Result<i64, DeliveryError> {
         check_local_time(send)?;
-        check_payload(&send.info, &send.options)?;
+        let too_large = check_payload(&send.info, &send.options)?;
         self.store.app(&send.app_id).await?.ok_or(DeliveryError::NotFound("app"))?;
         let now = now_ms();
         let at = send.send_at.unwrap_or(now).max(now);
+        self.refuse_too_large(&send.app_id, &send.target, at, too_large).await?;
         self.store.count_targets(&send.app_id, &send.target, at).await?.map_err(DeliveryError::NotFound)
+    }
+
+    /// `413 payload_too_large` when the notification is too large for a
+    /// platform the target reaches; a platform it does not reach (an
+    /// Android-only app, a send to web devices) does not matter. Costs a
+    /// read only when some platform's payload is over its limit.
+    async fn refuse_too_large(
+        &self,
+        app_id: &str,
+        target: &Target,
+        at: i64,
+        too_large: Vec<TooLarge>,
+    ) -> Result<(), DeliveryError> {
+        if too_large.is_empty() {
+            return Ok(());
+        }
+        let reached = if let Target::Tokens(tokens) = target {
+            too_large.iter().filter(|t| tokens.iter().any(|x| x.platform == t.platform)).map(|t| t.platform).collect()
+        } else {
+            let mut reached = Vec::new();
+            for t in &too_large {
+                if self.store.targets_platforms(app_id, target, at, &[t.platform.as_str()]).await? {
+                    reached.push(t.platform);
+                }
+            }
+            reached
+        };
+        match too_large.into_iter().find(|t| reached.contains(&t.platform)) {
+            Some(t) => Err(DeliveryError::PayloadTooLarge(t.message)),
+            None => Ok(()),
+        }
     }
 
     /// Reads the notification until it is final (woken by this instance's
@@ -285,28 +318,44 @@ fn check_local_time(send: &NewSend) -> Result<(), DeliveryError> {
     Ok(())
 }
 
-/// Refuses what no provider would accept: over the size limits, or a field
-/// a payload cannot carry.
-fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> Result<(), DeliveryError> {
+/// A platform whose provider payload is over its limit.
+struct TooLarge {
+    platform: Platform,
+    message: String,
+}
+
+/// Refuses a field a payload cannot carry; answers the platforms the
+/// notification is too large for (refused only if the target reaches them).
+fn check_payload(info: &NotificationInfo, options: &DeliveryOptions) -> Result<Vec<TooLarge>, DeliveryError> {
+    let mut too_large = Vec::new();
     // The field the providers name (a raw merge's `topic`, an alert added
     // to a background push, the collapse key), else the raw object.
-    let refused = |e: PayloadError, raw_field: &'static str| match e {
-        PayloadError::TooLarge { .. } => DeliveryError::PayloadTooLarge(e.to_string()),
-        other => DeliveryError::InvalidField {
+    let mut refused = |e: PayloadError, raw_field: &'static str, platform: Platform| match e {
+        PayloadError::TooLarge { .. } => {
+            too_large.push(TooLarge { platform, message: e.to_string() });
+            Ok(())
+        }
+        other => Err(DeliveryError::InvalidField {
             field: other.field().unwrap_or(raw_field).to_owned(),
             message: other.to_string(),
-        },
+        }),
     };
     // The collapse key becomes the `apns-collapse-id` header.
     if let Some(key) = &options.collapse_key {
         crate::domain::names::printable("options.collapse_key", key)
             .map_err(|e| DeliveryError::InvalidField { field: "options.collapse_key".into(), message: e.message })?;
     }
-    pushgate_providers::apns::payload::build(info, options).map_err(|e| refused(e, "notification.apns"))?;
-    pushgate_providers::fcm::message::build("token", info, options).map_err(|e| refused(e, "notification.fcm"))?;
+    if let Err(e) = pushgate_providers::apns::payload::build(info, options) {
+        refused(e, "notification.apns", Platform::Ios)?;
+    }
+    if let Err(e) = pushgate_providers::fcm::message::build("token", info, options) {
+        refused(e, "notification.fcm", Platform::Android)?;
+    }
     // Web Push: the notification as JSON, encrypted, within 4096 bytes.
-    pushgate_providers::webpush::payload(info).map_err(|e| refused(e, "notification"))?;
-    Ok(())
+    if let Err(e) = pushgate_providers::webpush::payload(info) {
+        refused(e, "notification", Platform::Web)?;
+    }
+    Ok(too_large)
 }
 
 /// The stored JSON of `value`.

@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(fault(json!({"any": [cond("colour", "=", json!("red"))]})), "to.filters.any[0].field");
         assert_eq!(fault(cond("app_version", ">", json!("3.x"))), "to.filters.value");
         assert_eq!(fault(cond("last_seen_at", ">", json!("7 days"))), "to.filters.value");
-        assert_eq!(fault(cond("platform", "in", json!(["ios", "web"]))), "to.filters.value[1]");
+        assert_eq!(fault(cond("platform", "in", json!(["ios", "huawei"]))), "to.filters.value[1]");
         assert_eq!(fault(cond("tag", "=", json!("gold"))), "to.filters.key");
         assert_eq!(fault(json!({"field": "user_id", "relation": "exists", "value": "u"})), "to.filters.value");
         assert_eq!(fault(json!({"field": "user_id", "relation": "=", "value": "u", "colour": 1})), "to.filters.colour");

@@ -44,4 +44,35 @@ impl Store {
             on_pool!(self.pool(), p => bind_args(sqlx::query_as(&sql).bind(app_id), &source.args).fetch_one(p).await?);
         Ok(Ok(count))
     }
+
+    /// Whether a send to `target` at `now` reaches an active device of one
+    /// of `platforms` (those a notification is too large for). Raw tokens
+    /// name their platforms, so the caller answers for them.
+    pub async fn targets_platforms(
+        &self,
+        app_id: &str,
+        target: &Target,
+        now: i64,
+        platforms: &[&str],
+    ) -> StoreResult<bool> {
+        let d = self.dialect();
+        let platforms = serde_json::to_string(platforms)?;
+        let found: Option<(i32,)> = if let Target::DeviceIds(ids) = target {
+            let sql = format!(
+                "SELECT 1 FROM devices d WHERE d.app_id = $1 AND d.active = TRUE AND {} AND {} LIMIT 1",
+                d.in_strings("d.id", 2),
+                d.in_strings("d.platform", 3)
+            );
+            let ids = serde_json::to_string(ids)?;
+            on_pool!(self.pool(), p => sqlx::query_as(&sql).bind(app_id).bind(&ids).bind(&platforms)
+                .fetch_optional(p).await?)
+        } else {
+            let source = fanout_source(target, &d, 2, now)?;
+            let sql =
+                format!("SELECT 1 {} AND {} LIMIT 1", source.sql, d.in_strings("d.platform", 2 + source.args.len()));
+            on_pool!(self.pool(), p => bind_args(sqlx::query_as(&sql).bind(app_id), &source.args)
+                .bind(&platforms).fetch_optional(p).await?)
+        };
+        Ok(found.is_some())
+    }
 }

@@ -335,6 +335,14 @@ async fn bad_sends_get_api_errors(db: Db) {
     let (status, err) = app.post(&format!("/v1/devices/{device}/notifications"), &key, big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
     assert_error(&err, "payload_too_large", None);
+    // Over Web Push's limit but within FCM's: a send that reaches no browser
+    // is not refused for a platform it does not reach.
+    register(&app, &keys, "android", "fits-fcm", None, &["droids"]).await;
+    let fits = json!({"notification": {"title": "x", "data": {"blob": "x".repeat(3990)}}});
+    let (status, res) = app.post("/v1/groups/droids/notifications?dry_run=true", &key, fits.clone()).await;
+    assert_eq!((status, &res["targeted"]), (StatusCode::OK, &json!(1)), "{res}");
+    let (status, res) = app.post("/v1/groups/droids/notifications", &key, fits).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
 
     let (status, err) =
         app.post(&format!("/v1/devices/{device}/notifications"), &keys.client_key, json!({"notification": note})).await;

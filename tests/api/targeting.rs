@@ -172,7 +172,7 @@ async fn bad_filters_answer_400_with_their_path(db: Db) {
         (cond("app_version", ">", json!("3.x")), "to.filters.value"),
         (cond("last_seen_at", ">", json!("seven days")), "to.filters.value"),
         (cond("created_at", "=", json!("7d")), "to.filters.relation"),
-        (cond("platform", "in", json!(["ios", "web"])), "to.filters.value[1]"),
+        (cond("platform", "in", json!(["ios", "huawei"])), "to.filters.value[1]"),
         (cond("user_id", "=", json!(7)), "to.filters.value"),
         (json!({"field": "tag", "relation": "=", "value": 1}), "to.filters.key"),
         (tag("score", ">", json!("high")), "to.filters.value"),
