@@ -155,8 +155,7 @@ impl Browser {
     pub async fn open(&self, url: &str) -> Page<'_> {
         let target = self.call(None, "Target.createTarget", json!({"url": "about:blank"})).await;
         let target_id = target["targetId"].as_str().expect("targetId").to_string();
-        let attached =
-            self.call(None, "Target.attachToTarget", json!({"targetId": target_id, "flatten": true})).await;
+        let attached = self.call(None, "Target.attachToTarget", json!({"targetId": target_id, "flatten": true})).await;
         let session = attached["sessionId"].as_str().expect("sessionId").to_string();
         let page = Page { browser: self, session };
         page.goto(url).await;
@@ -185,9 +184,8 @@ impl Page<'_> {
     /// Evaluates `js` in the page (promises awaited) and answers its value;
     /// a thrown exception fails the test with its message.
     pub async fn eval(&self, js: &str) -> Value {
-        let r = self
-            .call("Runtime.evaluate", json!({"expression": js, "awaitPromise": true, "returnByValue": true}))
-            .await;
+        let r =
+            self.call("Runtime.evaluate", json!({"expression": js, "awaitPromise": true, "returnByValue": true})).await;
         if let Some(ex) = r.get("exceptionDetails") {
             panic!("page script threw: {js}\n{ex}");
         }
