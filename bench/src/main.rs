@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 
 use env::Env;
-use mock::Mock;
+use mock::{Mock, Network};
 use report::Line;
 
 /// Benchmark a pushgate gateway against local stand-ins; prints JSON lines (BENCHMARKS.md).
@@ -69,6 +69,12 @@ pub struct BenchArgs {
     /// The gateway binary to run [default: `pushgate` beside this binary, as cargo builds it].
     #[arg(long)]
     gateway: Option<PathBuf>,
+    /// Milliseconds the stand-ins wait before answering each push, as Apple and Google are far away.
+    #[arg(long, default_value_t = 0)]
+    mock_latency_ms: u64,
+    /// Streams the stand-ins allow per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, default_value_t = pushgate_mock_providers::APPLE_MAX_STREAMS, value_parser = clap::value_parser!(u32).range(1..))]
+    mock_max_streams: u32,
 }
 
 /// `--store`.
@@ -179,6 +185,7 @@ struct Plan {
     postgres: String,
     keep: bool,
     gateway: Option<PathBuf>,
+    network: Network,
 }
 
 impl Plan {
@@ -208,6 +215,7 @@ impl Plan {
             postgres: args.postgres,
             keep: args.keep,
             gateway: args.gateway,
+            network: Network { latency_ms: args.mock_latency_ms, max_streams: args.mock_max_streams },
         }
     }
 
@@ -249,7 +257,7 @@ async fn run(plan: Plan) -> BenchResult<()> {
         )));
     }
     let dir = tempfile::Builder::new().prefix("pushgate-bench-").tempdir().context("creating a temp dir")?;
-    let mock = Mock::start(&sibling("pushgate-mock-providers")?, dir.path()).await?;
+    let mock = Mock::start(&sibling("pushgate-mock-providers")?, dir.path(), plan.network).await?;
     machine_line(&plan, &mock, nofile);
     let ceiling =
         if plan.has(Scenario::Ceiling) { ceiling::run(&mock, dir.path(), plan.h2load_requests).await } else { None };
@@ -342,6 +350,8 @@ fn machine_line(plan: &Plan, mock: &Mock, nofile: Option<u64>) {
         // Figures of a debug build (as CI runs it, to stay fast) only show the harness works.
         .set("build", if cfg!(debug_assertions) { "debug" } else { "release" })
         .set("stand_ins", mock.mode())
+        .set("stand_ins_latency_ms", plan.network.latency_ms)
+        .set("stand_ins_max_streams", plan.network.max_streams)
         .set("nofile_limit", nofile)
         .set("date", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .emit();

@@ -51,6 +51,10 @@ pub struct MockStats {
     pub token_requests: u64,
     /// Distinct valid APNs provider tokens (JWTs) seen.
     pub apns_jwts: u64,
+    /// Client connections accepted (TLS handshake done) since start.
+    pub connections_opened: u64,
+    /// Client connections open now.
+    pub connections_open: u64,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +65,8 @@ pub(crate) struct Counters {
     pub(crate) fcm_delivered: AtomicU64,
     pub(crate) token_requests: AtomicU64,
     pub(crate) apns_jwts: AtomicU64,
+    pub(crate) connections_opened: AtomicU64,
+    pub(crate) connections_open: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -110,6 +116,8 @@ pub(crate) struct State {
     /// Bumped to close every open connection with a GOAWAY, as Apple and
     /// Google do to idle connections and during maintenance.
     pub(crate) goaway: tokio::sync::watch::Sender<u64>,
+    /// How long every push waits for its answer.
+    pub(crate) latency: Duration,
 }
 
 impl State {
@@ -163,6 +171,8 @@ impl State {
             fcm_delivered: get(&c.fcm_delivered),
             token_requests: get(&c.token_requests),
             apns_jwts: get(&c.apns_jwts),
+            connections_opened: get(&c.connections_opened),
+            connections_open: get(&c.connections_open),
         }
     }
 }
