@@ -233,9 +233,9 @@ impl Transport {
     }
 }
 
-/// Pings once at once, telling `settled` when the pong is in (the server's
-/// SETTINGS come before it, and h2 applies them before reading on), then
-/// every `PING_EVERY`; returns when a pong is late or pinging fails.
+/// Pings at once and tells `settled` when the pong is in (the server's
+/// SETTINGS come before it, and h2 applies them before reading on); then
+/// pings every `PING_EVERY`. Returns when a pong is late or pinging fails.
 async fn keepalive(pings: Option<h2::PingPong>, settled: oneshot::Sender<()>) {
     let Some(mut pings) = pings else {
         // Never for a new connection (the pinger is taken once); the first
