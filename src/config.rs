@@ -94,6 +94,9 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// Deadline of one provider request (milliseconds).
     pub provider_timeout_ms: u64,
+    /// Most HTTP/2 connections to one provider host per app; more open only
+    /// when the open ones have no free stream.
+    pub provider_max_connections: usize,
     /// Delivery log rows older than this many days are removed.
     pub retention_days: i64,
     /// Device registrations a client key may make per second (0 = no limit).
@@ -161,6 +164,7 @@ impl Default for Config {
             fanout_batch: 1000,
             poll_interval_ms: 1000,
             provider_timeout_ms: 30_000,
+            provider_max_connections: pushgate_providers::config::DEFAULT_MAX_CONNECTIONS_PER_HOST,
             retention_days: 30,
             registration_rate: 100,
             registration_batch: 256,

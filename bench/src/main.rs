@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 
 use env::Env;
-use mock::Mock;
+use mock::{Mock, Network};
 use report::Line;
 
 /// Benchmark a pushgate gateway against local stand-ins; prints JSON lines (BENCHMARKS.md).
@@ -75,6 +75,12 @@ pub struct BenchArgs {
     /// The gateway binary to run [default: `pushgate` beside this binary, as cargo builds it].
     #[arg(long)]
     gateway: Option<PathBuf>,
+    /// Milliseconds the stand-ins wait before answering each push, as Apple and Google are far away.
+    #[arg(long, default_value_t = 0)]
+    mock_latency_ms: u64,
+    /// Streams the stand-ins allow per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, default_value_t = pushgate_mock_providers::APPLE_MAX_STREAMS, value_parser = clap::value_parser!(u32).range(1..))]
+    mock_max_streams: u32,
     /// The bench app's identity mode: `verified` (registrations and sockets
     /// carry user tokens the gateway checks) or `open` (no user tokens), to
     /// measure what checking them costs.
@@ -201,6 +207,7 @@ struct Plan {
     keep: bool,
     gateway: Option<PathBuf>,
     identity: Identity,
+    network: Network,
 }
 
 impl Plan {
@@ -232,6 +239,7 @@ impl Plan {
             keep: args.keep,
             gateway: args.gateway,
             identity: args.identity,
+            network: Network { latency_ms: args.mock_latency_ms, max_streams: args.mock_max_streams },
         }
     }
 
@@ -273,7 +281,7 @@ async fn run(plan: Plan) -> BenchResult<()> {
         )));
     }
     let dir = tempfile::Builder::new().prefix("pushgate-bench-").tempdir().context("creating a temp dir")?;
-    let mock = Mock::start(&sibling("pushgate-mock-providers")?, dir.path()).await?;
+    let mock = Mock::start(&sibling("pushgate-mock-providers")?, dir.path(), plan.network).await?;
     machine_line(&plan, &mock, nofile);
     let ceiling =
         if plan.has(Scenario::Ceiling) { ceiling::run(&mock, dir.path(), plan.h2load_requests).await } else { None };
@@ -379,6 +387,8 @@ fn machine_line(plan: &Plan, mock: &Mock, nofile: Option<u64>) {
         // Figures of a debug build (as CI runs it, to stay fast) only show the harness works.
         .set("build", if cfg!(debug_assertions) { "debug" } else { "release" })
         .set("stand_ins", mock.mode())
+        .set("stand_ins_latency_ms", plan.network.latency_ms)
+        .set("stand_ins_max_streams", plan.network.max_streams)
         .set("nofile_limit", nofile)
         .set("date", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .emit();

@@ -16,6 +16,16 @@ enum Running {
     InProcess(MockHandle),
 }
 
+/// How far away the stand-ins seem: what a provider's network and servers
+/// impose on the gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct Network {
+    /// Wait before each push's answer.
+    pub latency_ms: u64,
+    /// Streams allowed per HTTP/2 connection.
+    pub max_streams: u32,
+}
+
 /// Running stand-ins and the credentials they wrote.
 pub struct Mock {
     running: Running,
@@ -32,7 +42,7 @@ pub struct Mock {
 
 impl Mock {
     /// Starts the stand-ins (the `exe` binary when it runs), writing their files into `dir`.
-    pub async fn start(exe: &Path, dir: &Path) -> BenchResult<Self> {
+    pub async fn start(exe: &Path, dir: &Path, network: Network) -> BenchResult<Self> {
         let port = free_port()?;
         let (running, base_url) = if binary_runs(exe).await {
             let mut cmd = Command::new(exe);
@@ -43,13 +53,22 @@ impl Mock {
                 // Counts only, as in-process below: the stand-ins' memory and
                 // CPU go to answering, not to keeping payloads.
                 .args(["--keep-payloads", "0"])
+                .arg("--latency-ms")
+                .arg(network.latency_ms.to_string())
+                .arg("--max-streams")
+                .arg(network.max_streams.to_string())
                 .current_dir(dir)
                 .env("RUST_LOG", "warn");
             let mut proc = Proc::spawn("mock providers", cmd, &dir.join("mock.log"))?;
             wait_for_files(&mut proc, dir).await?;
             (Running::Child(proc), format!("https://127.0.0.1:{port}"))
         } else {
-            let cfg = MockConfig { keep_payloads: 0, ..MockConfig::default() };
+            let cfg = MockConfig {
+                keep_payloads: 0,
+                latency: Duration::from_millis(network.latency_ms),
+                max_streams: network.max_streams,
+                ..MockConfig::default()
+            };
             let handle = MockServer::start(cfg).await.context("starting the in-process stand-ins")?;
             handle.write_files(dir).context("writing the stand-ins' credentials")?;
             let base = handle.base_url();

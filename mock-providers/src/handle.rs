@@ -161,6 +161,16 @@ impl MockHandle {
         self.state.stats().apns_jwts
     }
 
+    /// Client connections accepted since start (TLS handshake done).
+    pub fn connections_opened(&self) -> u64 {
+        self.state.stats().connections_opened
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.state.stats().connections_open
+    }
+
     /// All totals.
     pub fn stats(&self) -> MockStats {
         self.state.stats()

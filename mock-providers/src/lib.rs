@@ -59,7 +59,16 @@ pub struct MockConfig {
     /// clients renew at will: a benchmark runs several gateways, each with
     /// its own store, against one stand-in and one key.
     pub provider_token_update_window: Duration,
+    /// How long every push waits for its answer, as across the internet to
+    /// Apple or Google (zero: at once).
+    pub latency: Duration,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` of every connection: how many
+    /// pushes a client may have in flight on one.
+    pub max_streams: u32,
 }
+
+/// The streams per connection Apple allows at most, and the stand-ins by default.
+pub const APPLE_MAX_STREAMS: u32 = 1000;
 
 /// How often Apple lets a key's provider token change: once per 20 minutes.
 pub const APPLE_TOKEN_UPDATE_WINDOW: Duration = Duration::from_secs(20 * 60);
@@ -85,6 +94,8 @@ impl Default for MockConfig {
             keep_payloads: 16,
             apns_sandbox_path: "/sandbox".to_owned(),
             provider_token_update_window: Duration::ZERO,
+            latency: Duration::ZERO,
+            max_streams: APPLE_MAX_STREAMS,
         }
     }
 }

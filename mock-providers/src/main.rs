@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use pushgate_mock_providers::MockConfig;
@@ -21,6 +22,12 @@ struct Cli {
     /// Accepted payloads kept per token for inspection (0: totals only, as benchmarks run them).
     #[arg(long, default_value_t = 16)]
     keep_payloads: usize,
+    /// Milliseconds every push waits for its answer, as across the internet to Apple or Google.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS of every connection (Apple's maximum by default).
+    #[arg(long, default_value_t = pushgate_mock_providers::APPLE_MAX_STREAMS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_streams: u32,
 }
 
 fn main() -> ExitCode {
@@ -32,8 +39,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cfg =
-        MockConfig { listen: cli.listen, out_dir: cli.out_dir, keep_payloads: cli.keep_payloads, ..Default::default() };
+    let cfg = MockConfig {
+        listen: cli.listen,
+        out_dir: cli.out_dir,
+        keep_payloads: cli.keep_payloads,
+        latency: Duration::from_millis(cli.latency_ms),
+        max_streams: cli.max_streams,
+        ..Default::default()
+    };
     match runtime.block_on(pushgate_mock_providers::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use hyper::body::Incoming;
@@ -16,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::credentials::{ApnsKey, ServiceAccountKey};
 use crate::handle::MockHandle;
 use crate::http::{self, Body};
-use crate::state::State;
+use crate::state::{bump, State};
 use crate::{apns, control, fcm, oauth, tls, webpush, MockConfig, MockError};
 
 /// Starts APNs, FCM and Web Push stand-ins.
@@ -50,18 +51,24 @@ impl MockServer {
             subscribers: Default::default(),
             vapid_tokens: Default::default(),
             goaway: watch::Sender::new(0),
+            latency: cfg.latency,
         });
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, identity.acceptor, Arc::clone(&state), stopped));
+        let task = tokio::spawn(accept_loop(listener, identity.acceptor, Arc::clone(&state), cfg.max_streams, stopped));
         tracing::info!(%addr, "mock providers listening");
         Ok(MockHandle::new(addr, identity.ca_pem, apns_key, account, state, stop, task))
     }
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    max_streams: u32,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Apple allows up to 1000 concurrent streams per connection; so do we.
-    builder.http2().max_concurrent_streams(1000).adaptive_window(true);
+    builder.http2().max_concurrent_streams(max_streams).adaptive_window(true);
     let builder = Arc::new(builder);
     loop {
         let (tcp, _) = tokio::select! {
@@ -85,6 +92,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
                     return;
                 }
             };
+            let _open = OpenConnection::count(&state);
             let mut goaway = state.goaway.subscribe();
             let service = service_fn(move |req| {
                 let state = Arc::clone(&state);
@@ -107,6 +115,32 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
     }
 }
 
+/// One accepted connection in the counters, while it is open.
+struct OpenConnection(Arc<State>);
+
+impl OpenConnection {
+    fn count(state: &Arc<State>) -> Self {
+        bump(&state.counters.connections_opened);
+        bump(&state.counters.connections_open);
+        Self(Arc::clone(state))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Answers a push after the configured latency.
+async fn after_latency(state: &State, answer: impl std::future::Future<Output = Response<Body>>) -> Response<Body> {
+    let answer = answer.await;
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    answer
+}
+
 async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let post = req.method() == Method::POST;
@@ -120,11 +154,11 @@ async fn route(state: &State, req: Request<Incoming>) -> Response<Body> {
         if !post {
             return http::json(405, &serde_json::json!({"reason": "MethodNotAllowed"}));
         }
-        return apns::push(state, token, sandbox, req).await;
+        return after_latency(state, apns::push(state, token, sandbox, req)).await;
     }
     if let Some(project) = path.strip_prefix("/v1/projects/").and_then(|p| p.strip_suffix("/messages:send")) {
         if post {
-            return fcm::send(state, project, req).await;
+            return after_latency(state, fcm::send(state, project, req)).await;
         }
     }
     if let Some(id) = path.strip_prefix("/wp/") {

@@ -60,6 +60,10 @@ pub struct MockStats {
     /// Web Push requests answered 201 (decrypted and kept).
     #[serde(default)]
     pub webpush_delivered: u64,
+    /// Client connections accepted (TLS handshake done) since start.
+    pub connections_opened: u64,
+    /// Client connections open now.
+    pub connections_open: u64,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +76,8 @@ pub(crate) struct Counters {
     pub(crate) apns_jwts: AtomicU64,
     pub(crate) webpush_requests: AtomicU64,
     pub(crate) webpush_delivered: AtomicU64,
+    pub(crate) connections_opened: AtomicU64,
+    pub(crate) connections_open: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -126,6 +132,8 @@ pub(crate) struct State {
     /// Bumped to close every open connection with a GOAWAY, as Apple and
     /// Google do to idle connections and during maintenance.
     pub(crate) goaway: tokio::sync::watch::Sender<u64>,
+    /// How long every push waits for its answer.
+    pub(crate) latency: Duration,
 }
 
 impl State {
@@ -181,6 +189,8 @@ impl State {
             apns_jwts: get(&c.apns_jwts),
             webpush_requests: get(&c.webpush_requests),
             webpush_delivered: get(&c.webpush_delivered),
+            connections_opened: get(&c.connections_opened),
+            connections_open: get(&c.connections_open),
         }
     }
 }

@@ -29,7 +29,15 @@ pub struct ProviderConfig {
     pub extra_root_pem: Option<Vec<u8>>,
     /// Deadline for one request, connection included.
     pub request_timeout: Duration,
+    /// Most HTTP/2 connections open to one provider host per client; more
+    /// are opened only when the open ones have no free stream.
+    pub max_connections_per_host: usize,
 }
+
+/// [`ProviderConfig::max_connections_per_host`] by default: the gateway's
+/// 960 requests in flight fit when the provider allows 100 streams per
+/// connection (as FCM does, and APNs under load).
+pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: usize = 10;
 
 impl Default for ProviderConfig {
     fn default() -> Self {
@@ -39,6 +47,7 @@ impl Default for ProviderConfig {
             fcm_base_url: None,
             extra_root_pem: None,
             request_timeout: Duration::from_secs(30),
+            max_connections_per_host: DEFAULT_MAX_CONNECTIONS_PER_HOST,
         }
     }
 }

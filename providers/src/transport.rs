@@ -1,15 +1,17 @@
-//! A thin HTTP/2 client for pushes: one TLS connection per provider host,
-//! shared by every request and reopened when it fails.
+//! A thin HTTP/2 client for pushes: a few TLS connections per provider
+//! host, opened as demand needs them, shared by every request and replaced
+//! when one fails (see [`pool`] for which one a request uses).
 //!
-//! Pushes are small POSTs multiplexed on one connection, which is all this
+//! Pushes are small POSTs multiplexed on a connection, which is all this
 //! does, on the `h2` crate directly. reqwest (still used for the OAuth token
 //! endpoint) parsed a URL, checked a connection out of its pool and converted
 //! its request per push: with hyper-util's pool and the `http`/`url` work
 //! under it, that was a third of the gateway's CPU per delivery in the
 //! fan-out profile (BENCHMARKS.md).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod pool;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -19,8 +21,11 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Uri};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 
+use self::pool::{Checkout, Lease, Pool};
+use crate::config::ProviderConfig;
 use crate::error::ProviderError;
 
 /// Longest answer body kept: provider errors are a few hundred bytes.
@@ -58,14 +63,6 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// A handle on an open connection; `id` tells connections apart, so a
-/// request that saw one fail drops that one, not its replacement.
-#[derive(Clone)]
-struct Conn {
-    id: u64,
-    sender: SendRequest<Bytes>,
-}
-
 /// One provider host over HTTP/2 and TLS.
 pub(crate) struct Transport {
     host: String,
@@ -74,10 +71,7 @@ pub(crate) struct Transport {
     server_name: ServerName<'static>,
     tls: TlsConnector,
     timeout: Duration,
-    current: Mutex<Option<Conn>>,
-    // Connects one at a time: a burst of first pushes opens one connection.
-    connecting: tokio::sync::Mutex<()>,
-    opened: AtomicU64,
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -87,11 +81,12 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A transport to `url`'s host (https only: providers speak HTTP/2 over TLS).
+    /// A transport to `url`'s host (https only: providers speak HTTP/2 over
+    /// TLS), with `cfg`'s request timeout and connection cap.
     pub(crate) fn new(
         url: &reqwest::Url,
         tls: Arc<rustls::ClientConfig>,
-        timeout: Duration,
+        cfg: &ProviderConfig,
     ) -> Result<Self, ProviderError> {
         let invalid = |reason: &str| ProviderError::InvalidUrl { url: url.to_string(), reason: reason.to_owned() };
         if url.scheme() != "https" {
@@ -113,10 +108,8 @@ impl Transport {
             authority,
             server_name,
             tls: TlsConnector::from(tls),
-            timeout,
-            current: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
-            opened: AtomicU64::new(0),
+            timeout: cfg.request_timeout,
+            pool: Pool::new(cfg.max_connections_per_host),
         })
     }
 
@@ -139,15 +132,17 @@ impl Transport {
     }
 
     async fn exchange(&self, request: Request<()>, body: Bytes) -> Result<Answer, TransportError> {
-        let (mut conn, fresh) = self.conn().await?;
-        let mut ready = conn.sender.clone().ready().await;
-        if ready.is_err() && !fresh {
-            // The shared connection died while idle (GOAWAY, reset): nothing
-            // was sent on it, so one new connection is tried at once.
-            self.forget(conn.id);
-            conn = self.conn().await?.0;
-            ready = conn.sender.clone().ready().await;
-        }
+        // `conn` is held until the answer is read: its stream is busy till then.
+        let (conn, ready) = loop {
+            let conn = self.checkout().await?;
+            match conn.sender.clone().ready().await {
+                // The connection died while idle (GOAWAY, reset): nothing
+                // was sent on it, so the request goes to another at once.
+                // Each one found dead leaves the pool; a new one is not retried.
+                Err(_) if !conn.fresh => self.pool.remove(conn.id),
+                ready => break (conn, ready),
+            }
+        };
         let id = conn.id;
         let mut ready = ready.map_err(|e| self.failed(id, e))?;
         let (response, mut stream) = ready.send_request(request, body.is_empty()).map_err(|e| self.failed(id, e))?;
@@ -166,47 +161,37 @@ impl Transport {
                 body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - body.len())]);
             }
         }
+        drop(conn);
         Ok(Answer { status: parts.status.as_u16(), headers: parts.headers, body: body.freeze() })
     }
 
-    /// The shared connection, opened if there is none; `true` when new.
-    async fn conn(&self) -> Result<(Conn, bool), TransportError> {
-        if let Some(conn) = self.cached() {
-            return Ok((conn, false));
-        }
-        let _one = self.connecting.lock().await;
-        if let Some(conn) = self.cached() {
-            return Ok((conn, false));
-        }
-        let sender = self.connect().await?;
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let conn = Conn { id: self.opened.fetch_add(1, Ordering::Relaxed), sender };
-        *current = Some(conn.clone());
-        Ok((conn, true))
-    }
-
-    fn cached(&self) -> Option<Conn> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Drops connection `id` as the shared one, unless already replaced.
-    fn forget(&self, id: u64) {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if current.as_ref().is_some_and(|c| c.id == id) {
-            *current = None;
+    /// A connection with a stream for this request: an open one, one opened
+    /// by another request, or one this request opens.
+    async fn checkout(&self) -> Result<Lease, TransportError> {
+        loop {
+            match self.pool.checkout() {
+                Checkout::Ready(lease) => return Ok(lease),
+                Checkout::Open(opening) => {
+                    let sender = self.connect(opening.id()).await?;
+                    return Ok(opening.finish(sender));
+                }
+                Checkout::Wait(waiting) => waiting.wait().await,
+            }
         }
     }
 
     /// Maps an h2 error; anything but a reset of this one stream means the
-    /// connection is unusable, and the next request opens another.
+    /// connection is unusable, and it leaves the pool.
     fn failed(&self, id: u64, e: h2::Error) -> TransportError {
         if !e.is_reset() {
-            self.forget(id);
+            self.pool.remove(id);
         }
         TransportError::Stream(e)
     }
 
-    async fn connect(&self) -> Result<SendRequest<Bytes>, TransportError> {
+    /// Opens connection `id`; it is ready once the server's settings (its
+    /// stream limit) are in.
+    async fn connect(&self, id: u64) -> Result<SendRequest<Bytes>, TransportError> {
         let connect = |e: &dyn std::fmt::Display| TransportError::Connect(format!("{}: {e}", self.authority));
         let tcp = TcpStream::connect((self.host.trim_start_matches('[').trim_end_matches(']'), self.port))
             .await
@@ -225,7 +210,9 @@ impl Transport {
             .await
             .map_err(|e| connect(&e))?;
         let pings = connection.ping_pong();
+        let (settled, settings_in) = oneshot::channel();
         let authority = self.authority.clone();
+        let pool = Arc::downgrade(&self.pool);
         tokio::spawn(async move {
             tokio::select! {
                 result = &mut connection => {
@@ -233,23 +220,38 @@ impl Transport {
                         tracing::debug!(%authority, error = %e, "provider connection closed");
                     }
                 }
-                () = keepalive(pings) => {
+                () = keepalive(pings, settled) => {
                     tracing::warn!(%authority, "provider connection did not answer a ping; dropped");
                 }
             }
+            if let Some(pool) = pool.upgrade() {
+                pool.remove(id);
+            }
         });
+        settings_in.await.map_err(|_| connect(&"the connection closed before the server's settings"))?;
         Ok(sender)
     }
 }
 
-/// Pings every `PING_EVERY`; returns when a pong is late or pinging fails.
-async fn keepalive(pings: Option<h2::PingPong>) {
-    let Some(mut pings) = pings else { return std::future::pending().await };
+/// Pings at once and tells `settled` when the pong is in (the server's
+/// SETTINGS come before it, and h2 applies them before reading on); then
+/// pings every `PING_EVERY`. Returns when a pong is late or pinging fails.
+async fn keepalive(pings: Option<h2::PingPong>, settled: oneshot::Sender<()>) {
+    let Some(mut pings) = pings else {
+        // Never for a new connection (the pinger is taken once); the first
+        // request then runs on h2's assumed limit.
+        let _ = settled.send(());
+        return std::future::pending().await;
+    };
+    let mut settled = Some(settled);
     loop {
-        tokio::time::sleep(PING_EVERY).await;
         match tokio::time::timeout(PONG_WITHIN, pings.ping(h2::Ping::opaque())).await {
             Ok(Ok(_)) => {}
             _ => return,
         }
+        if let Some(settled) = settled.take() {
+            let _ = settled.send(());
+        }
+        tokio::time::sleep(PING_EVERY).await;
     }
 }

@@ -67,6 +67,7 @@ pub fn provider_config(cfg: &Config) -> Result<ProviderConfig, std::io::Error> {
         fcm_base_url: cfg.fcm_url.clone(),
         extra_root_pem,
         request_timeout: Duration::from_millis(cfg.provider_timeout_ms.max(1)),
+        max_connections_per_host: cfg.provider_max_connections.max(1),
     })
 }
 

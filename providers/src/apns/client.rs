@@ -1,4 +1,4 @@
-//! Sending to APNs over one HTTP/2 connection per app and environment.
+//! Sending to APNs over HTTP/2 connections of each app and environment.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -37,17 +37,17 @@ impl Host {
     fn new(url: &str, cfg: &ProviderConfig, tls: &Arc<rustls::ClientConfig>) -> Result<Self, ProviderError> {
         let base_url = parse_url(&trim_base(url))?;
         Ok(Self {
-            transport: Transport::new(&base_url, Arc::clone(tls), cfg.request_timeout)?,
+            transport: Transport::new(&base_url, Arc::clone(tls), cfg)?,
             path_prefix: base_url.path().trim_end_matches('/').to_owned(),
         })
     }
 }
 
-/// An APNs client for one app: its key, topic and a connection to each
-/// environment's host (opened on first use).
+/// An APNs client for one app: its key, topic and connections to each
+/// environment's host (opened as pushes need them).
 ///
-/// Cheap to share behind an `Arc`; every `send` multiplexes on the same
-/// HTTP/2 connection of its environment. One provider token serves both.
+/// Cheap to share behind an `Arc`; every `send` multiplexes on the HTTP/2
+/// connections of its environment. One provider token serves both.
 #[derive(Debug)]
 pub struct ApnsClient {
     production: Host,

@@ -43,7 +43,7 @@ impl FcmClient {
         let base = trim_base(cfg.fcm_base_url.as_deref().unwrap_or(FCM_URL));
         let send_url = parse_url(&format!("{base}/v1/projects/{}/messages:send", account.project_id))?;
         let tokens = TokenSource::new(&account, cfg.http_client()?)?;
-        let transport = Transport::new(&send_url, cfg.tls_config()?, cfg.request_timeout)?;
+        let transport = Transport::new(&send_url, cfg.tls_config()?, cfg)?;
         Ok(Self { transport, send_path: send_url.path().to_owned(), tokens })
     }
 

@@ -24,6 +24,7 @@ pub fn config(mock: &MockHandle) -> ProviderConfig {
         fcm_base_url: Some(mock.base_url()),
         extra_root_pem: Some(mock.ca_pem().as_bytes().to_vec()),
         request_timeout: Duration::from_secs(20),
+        ..ProviderConfig::default()
     }
 }
 
