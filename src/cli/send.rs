@@ -229,6 +229,8 @@ async fn direct(args: &SendArgs) -> Result<(), SendError> {
         fcm_base_url: args.fcm_url.clone(),
         extra_root_pem: args.ca_file.as_ref().map(read).transpose()?.map(String::into_bytes),
         request_timeout: Duration::from_secs(30),
+        // One push: one connection.
+        max_connections_per_host: 1,
     };
     let info: NotificationInfo =
         serde_json::from_value(args.notification()).map_err(|e| SendError::Usage(format!("notification: {e}")))?;
