@@ -35,8 +35,8 @@ use report::Line;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "pushgate-bench", version, about)]
 pub struct BenchArgs {
-    /// Small sizes, done in under a minute: fan-out of 2,000 devices, 2,000
-    /// sends and registrations, 1,000 sockets.
+    /// Small sizes, done in under a minute: fan-outs of 2,000 devices (and
+    /// browsers), 2,000 sends and registrations, 1,000 sockets.
     #[arg(long)]
     quick: bool,
     /// Stores to run on.
