@@ -131,7 +131,11 @@ pub async fn measure(
     if let Some(ceiling) = ceiling {
         line = line.num("fraction_of_ceiling", rate / ceiling, 3);
     }
-    line = line.num("gateway_peak_rss_mb", usage.peak_rss_mb, 1).num("gateway_cpu_s", usage.cpu_s, 2);
+    line = line.num("gateway_peak_rss_mb", usage.peak_rss_mb, 1).num("gateway_cpu_s", usage.cpu_s, 2).num(
+        "gateway_cpu_us_per_delivery",
+        usage.cpu_s * 1e6 / delivered.max(1) as f64,
+        1,
+    );
     Ok(Measured::Done(shares.finish(line)))
 }
 

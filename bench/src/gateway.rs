@@ -171,6 +171,8 @@ pub async fn start(spec: &GatewaySpec<'_>, api: &Api, log_name: &str) -> BenchRe
         .env("PUSHGATE_APNS_URL", spec.provider_url)
         .env("PUSHGATE_FCM_URL", spec.provider_url)
         .env("PUSHGATE_CA_FILE", spec.ca_file)
+        // Web Push endpoints must be on an allowed host; the stand-ins' is local.
+        .env("PUSHGATE_WEBPUSH_HOSTS", "127.0.0.1")
         // Registration is rate-limited per client key by default; the bench measures the ceiling.
         .env("PUSHGATE_REGISTRATION_RATE", "0")
         .env("PUSHGATE_CLIENT_APP_RATE", "0")

@@ -20,6 +20,7 @@ mod segment;
 mod sends;
 mod shares;
 mod sockets;
+mod webpush;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,8 +35,8 @@ use report::Line;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "pushgate-bench", version, about)]
 pub struct BenchArgs {
-    /// Small sizes, done in under a minute: fan-out of 2,000 devices, 2,000
-    /// sends and registrations, 1,000 sockets.
+    /// Small sizes, done in under a minute: fan-outs of 2,000 devices (and
+    /// browsers), 2,000 sends and registrations, 1,000 sockets.
     #[arg(long)]
     quick: bool,
     /// Stores to run on.
@@ -63,6 +64,9 @@ pub struct BenchArgs {
     /// Registrations [default: 50000; 2000 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     registrations: Option<u64>,
+    /// Browsers of the `webpush` fan-out [default: 100000; 2000 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    web_devices: Option<u64>,
     /// WebSocket connections [default: 10000; 1000 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     sockets: Option<u64>,
@@ -139,6 +143,8 @@ enum Scenario {
     Registration,
     /// WebSocket memory per connection and broadcast time.
     Sockets,
+    /// Web Push group fan-out through the stand-in, and encryption CPU per push.
+    Webpush,
 }
 
 /// Why the harness itself could not go on (scenario failures are printed instead).
@@ -201,6 +207,7 @@ struct Plan {
     sends: u64,
     latency_sends: u64,
     registrations: u64,
+    web_devices: u64,
     sockets: u64,
     h2load_requests: u64,
     postgres: String,
@@ -233,6 +240,7 @@ impl Plan {
             sends: pick(args.sends, 50_000, 2_000),
             latency_sends: pick(args.latency_sends, 2_000, 500),
             registrations: pick(args.registrations, 50_000, 2_000),
+            web_devices: pick(args.web_devices, 100_000, 2_000),
             sockets: pick(args.sockets, 10_000, 1_000),
             h2load_requests: pick(args.h2load_requests, 200_000, 20_000),
             postgres: args.postgres,
@@ -285,6 +293,10 @@ async fn run(plan: Plan) -> BenchResult<()> {
     machine_line(&plan, &mock, nofile);
     let ceiling =
         if plan.has(Scenario::Ceiling) { ceiling::run(&mock, dir.path(), plan.h2load_requests).await } else { None };
+    // Before any gateway runs: the timing has the bench's own thread to itself.
+    if plan.has(Scenario::Webpush) {
+        webpush::encryption_cost(&mock).await;
+    }
     let mut sockets_done = false;
     for &kind in &plan.stores {
         let mut env = match Env::start(kind, &exe, dir.path(), &plan.postgres, &mock).await {
@@ -337,6 +349,10 @@ async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<
         if let Err(e) = registration::run(env, plan.registrations).await {
             report::failed("registration", kind, e);
         }
+    }
+    if plan.has(Scenario::Webpush) {
+        progress::note(kind, "web push fan-out");
+        webpush::run(env, mock, plan.web_devices).await;
     }
     // Sockets do not touch the store after the handshake: once is enough.
     if plan.has(Scenario::Sockets) && !*sockets_done {

@@ -1,10 +1,10 @@
-//! The APNs/FCM stand-ins: a `pushgate-mock-providers` child process, or the
+//! The APNs/FCM/Web Push stand-ins: a `pushgate-mock-providers` child process, or the
 //! library in this process when that binary has not been built.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pushgate_mock_providers::{MockConfig, MockHandle, MockServer};
+use pushgate_mock_providers::{MockConfig, MockHandle, MockServer, WebPushSubscription};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -108,8 +108,18 @@ impl Mock {
         }
     }
 
-    /// Pushes both stand-ins accepted so far (`GET /mock/stats`).
+    /// Pushes the APNs and FCM stand-ins accepted so far (`GET /mock/stats`).
     pub async fn delivered(&self) -> BenchResult<u64> {
+        self.stats_sum(&["apns_delivered", "fcm_delivered"]).await
+    }
+
+    /// Pushes the Web Push stand-in accepted (and decrypted) so far.
+    pub async fn web_push_delivered(&self) -> BenchResult<u64> {
+        self.stats_sum(&["webpush_delivered"]).await
+    }
+
+    /// The sum of counters `keys` of `GET /mock/stats`.
+    async fn stats_sum(&self, keys: &[&str]) -> BenchResult<u64> {
         let url = format!("{}/mock/stats", self.base_url);
         let stats: Value = self
             .stats
@@ -120,8 +130,25 @@ impl Mock {
             .json()
             .await
             .context("reading the stand-ins' /mock/stats")?;
-        let count = |k: &str| stats.get(k).and_then(Value::as_u64).unwrap_or(0);
-        Ok(count("apns_delivered") + count("fcm_delivered"))
+        Ok(keys.iter().map(|k| stats.get(*k).and_then(Value::as_u64).unwrap_or(0)).sum())
+    }
+
+    /// A new browser subscription of the Web Push stand-in (`POST
+    /// /mock/webpush/subscriptions`): `{endpoint}~{anything}` is another
+    /// endpoint with the same keys.
+    pub async fn web_push_subscription(&self) -> BenchResult<WebPushSubscription> {
+        let url = format!("{}/mock/webpush/subscriptions", self.base_url);
+        self.stats
+            .post(&url)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .context("calling the stand-ins' /mock/webpush/subscriptions")?
+            .error_for_status()
+            .context("asking the stand-ins for a Web Push subscription")?
+            .json()
+            .await
+            .context("reading a Web Push subscription")
     }
 
     /// Stops the stand-ins.

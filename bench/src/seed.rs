@@ -61,6 +61,30 @@ const LITE_SEGMENT_MEMBERS: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION AL
      INSERT INTO device_groups (app_id, name, device_id) \
      SELECT $1, $2, printf('01900000-0000-7000-8000-%012x', i) FROM seq WHERE i % $5 = 0";
 
+/// Web browsers (see [`Database::seed_web`]): endpoint `$5~i`, keys `$6`
+/// (`p256dh.auth`, as the gateway stores a subscription's); members as [`PG_MEMBERS`].
+const PG_WEB_DEVICES: &str =
+    "INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, updated_at, last_seen_at) \
+     SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), $1, 'web', $5::text || '~' || i, $6, TRUE, \
+       $2, $2, $2 \
+     FROM generate_series($3::bigint, $4::bigint) AS i";
+const LITE_WEB_DEVICES: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM seq WHERE i < $4) \
+     INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, updated_at, last_seen_at) \
+     SELECT printf('01900000-0000-7000-8000-%012x', i), $1, 'web', $5 || '~' || i, $6, TRUE, $2, $2, $2 \
+     FROM seq";
+
+/// What the devices of one seeding are.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    /// Half iOS, half Android, all in the group.
+    Mixed,
+    /// Tagged: every `n`th `in` the segment and in the group, the others `out`.
+    Segment(i64),
+    /// Browsers, all in the group: endpoints `{endpoint}~i` of one
+    /// subscription whose keys are `p256dh.auth`.
+    Web { endpoint: &'a str, keys: &'a str },
+}
+
 enum Conn {
     Postgres { pool: PgPool, admin: PgPool, name: String },
     Sqlite(SqlitePool),
@@ -118,8 +142,23 @@ impl Database {
     /// in `group`; returns the index of the first (ids: [`device_id`]).
     pub async fn seed(&mut self, app_id: &str, group: &str, n: u64) -> BenchResult<u64> {
         let first = self.next;
-        self.seed_with(app_id, group, n, None).await?;
+        self.seed_with(app_id, group, n, Kind::Mixed).await?;
         Ok(first)
+    }
+
+    /// Writes `n` active web devices of `app_id`, all in `group`: the
+    /// endpoints `{endpoint}~i` of one browser subscription, each with its
+    /// keys (`p256dh`, `auth`), as the Web Push stand-in serves them.
+    pub async fn seed_web(
+        &mut self,
+        app_id: &str,
+        group: &str,
+        n: u64,
+        endpoint: &str,
+        (p256dh, auth): (&str, &str),
+    ) -> BenchResult<()> {
+        let keys = format!("{p256dh}.{auth}");
+        self.seed_with(app_id, group, n, Kind::Web { endpoint, keys: &keys }).await
     }
 
     /// Writes `n` active devices of `app_id` with a `segment` tag: every
@@ -129,7 +168,8 @@ impl Database {
     /// Returns how many are in the segment.
     pub async fn seed_segment(&mut self, app_id: &str, group: &str, n: u64, every: u64) -> BenchResult<u64> {
         let (first, last) = (self.next, self.next + n - 1);
-        self.seed_with(app_id, group, n, Some(every)).await?;
+        let every_i = i64::try_from(every.max(1)).context("segment spacing")?;
+        self.seed_with(app_id, group, n, Kind::Segment(every_i)).await?;
         match &self.conn {
             Some(Conn::Postgres { pool, .. }) => {
                 sqlx::query("VACUUM ANALYZE devices").execute(pool).await.context("VACUUM ANALYZE")?;
@@ -143,35 +183,45 @@ impl Database {
         Ok(last / every - (first - 1) / every)
     }
 
-    /// The next `n` devices: all in `group`, or (`Some(every)`) tagged as a segment.
-    async fn seed_with(&mut self, app_id: &str, group: &str, n: u64, every: Option<u64>) -> BenchResult<()> {
+    /// The next `n` devices, of `kind`.
+    async fn seed_with(&mut self, app_id: &str, group: &str, n: u64, kind: Kind<'_>) -> BenchResult<()> {
         self.connect_sqlite().await?;
         let (first, last) = (self.next, self.next + n - 1);
         let (first_i, last_i) =
             (i64::try_from(first).context("device index")?, i64::try_from(last).context("device index")?);
-        let every_i = i64::try_from(every.unwrap_or(1).max(1)).context("segment spacing")?;
         let now = chrono::Utc::now().timestamp_millis();
         // The same two statements in one transaction; only the SQL dialect
-        // differs. A segment's statements also bind its spacing (`$5`).
+        // differs. A segment's statements also bind its spacing (`$5`), a
+        // web seeding's devices their subscription (`$5`, `$6`).
         macro_rules! seed_range {
             ($pool:expr, $devices:expr, $members:expr) => {{
                 let mut tx = $pool.begin().await.context("seeding: BEGIN")?;
                 let mut devices = sqlx::query($devices).bind(app_id).bind(now).bind(first_i).bind(last_i);
                 let mut members = sqlx::query($members).bind(app_id).bind(group).bind(first_i).bind(last_i);
-                if every.is_some() {
-                    devices = devices.bind(every_i);
-                    members = members.bind(every_i);
+                match kind {
+                    Kind::Mixed => {}
+                    Kind::Segment(every) => {
+                        devices = devices.bind(every);
+                        members = members.bind(every);
+                    }
+                    Kind::Web { endpoint, keys } => devices = devices.bind(endpoint).bind(keys),
                 }
                 devices.execute(&mut *tx).await.context("seeding devices")?;
                 members.execute(&mut *tx).await.context("seeding group")?;
                 tx.commit().await.context("seeding: COMMIT")?;
             }};
         }
-        match (&self.conn, every.is_some()) {
-            (Some(Conn::Postgres { pool, .. }), false) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
-            (Some(Conn::Postgres { pool, .. }), true) => seed_range!(pool, PG_SEGMENT_DEVICES, PG_SEGMENT_MEMBERS),
-            (Some(Conn::Sqlite(pool)), false) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
-            (Some(Conn::Sqlite(pool)), true) => seed_range!(pool, LITE_SEGMENT_DEVICES, LITE_SEGMENT_MEMBERS),
+        match (&self.conn, kind) {
+            (Some(Conn::Postgres { pool, .. }), Kind::Mixed) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
+            (Some(Conn::Postgres { pool, .. }), Kind::Segment(_)) => {
+                seed_range!(pool, PG_SEGMENT_DEVICES, PG_SEGMENT_MEMBERS)
+            }
+            (Some(Conn::Postgres { pool, .. }), Kind::Web { .. }) => seed_range!(pool, PG_WEB_DEVICES, PG_MEMBERS),
+            (Some(Conn::Sqlite(pool)), Kind::Mixed) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
+            (Some(Conn::Sqlite(pool)), Kind::Segment(_)) => {
+                seed_range!(pool, LITE_SEGMENT_DEVICES, LITE_SEGMENT_MEMBERS)
+            }
+            (Some(Conn::Sqlite(pool)), Kind::Web { .. }) => seed_range!(pool, LITE_WEB_DEVICES, LITE_MEMBERS),
             (None, _) => return Err(crate::BenchError::msg("seeding before the database exists")),
         }
         self.next = last + 1;
