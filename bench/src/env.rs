@@ -9,6 +9,7 @@ use crate::client::Api;
 use crate::gateway::{self, free_port, GatewaySpec, Proc};
 use crate::mock::Mock;
 use crate::seed::Database;
+use crate::webhook::Receiver;
 use crate::{BenchResult, StoreKind};
 
 /// A running gateway on a fresh database, with the bench app created.
@@ -24,13 +25,21 @@ pub struct Env {
 }
 
 impl Env {
-    /// Creates the database, starts the gateway and creates the app.
-    pub async fn start(kind: StoreKind, exe: &Path, dir: &Path, postgres: &str, mock: &Mock) -> BenchResult<Self> {
+    /// Creates the database, starts the gateway and creates the app,
+    /// subscribed to `webhook` when given.
+    pub async fn start(
+        kind: StoreKind,
+        exe: &Path,
+        dir: &Path,
+        postgres: &str,
+        mock: &Mock,
+        webhook: Option<&Receiver>,
+    ) -> BenchResult<Self> {
         let store_dir = dir.join(kind.as_str());
         std::fs::create_dir_all(&store_dir).map_err(|e| crate::BenchError::caused("creating a store directory", e))?;
         let mut db = Database::new(kind, &store_dir, postgres);
         db.create().await?;
-        let result = Self::start_gateway(kind, exe, &store_dir, mock, &db).await;
+        let result = Self::start_gateway(kind, exe, &store_dir, mock, &db, webhook).await;
         match result {
             Ok((api, gateway)) => Ok(Self { kind, api, gateway, db }),
             Err(e) => {
@@ -46,6 +55,7 @@ impl Env {
         dir: &Path,
         mock: &Mock,
         db: &Database,
+        webhook: Option<&Receiver>,
     ) -> BenchResult<(Api, Proc)> {
         let admin_key = format!("pgadm_{}", Alphanumeric.sample_string(&mut rand::thread_rng(), 32));
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -58,9 +68,17 @@ impl Env {
             admin_key: &admin_key,
             provider_url: &mock.base_url,
             ca_file: &mock.ca_file,
+            webhook_to_loopback: webhook.is_some(),
         };
         let gateway = gateway::start(&spec, &api, &format!("gateway-{}.log", kind.as_str())).await?;
-        if let Err(e) = api.create_app(&mock.apns, &mock.service_account).await {
+        let app = async {
+            api.create_app(&mock.apns, &mock.service_account).await?;
+            match webhook {
+                Some(receiver) => receiver.subscribe(&api).await,
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = app.await {
             gateway.stop().await;
             return Err(e);
         }

@@ -1,5 +1,6 @@
 //! Group fan-out: N seeded devices in one group, one `POST
-//! /v1/groups/{g}/notifications`, polled until `completed`.
+//! /v1/groups/{g}/notifications`, polled until `completed`. Optionally some
+//! tokens are dead and a webhook receiver counts the calls they cause.
 
 use std::time::{Duration, Instant};
 
@@ -9,15 +10,25 @@ use crate::env::Env;
 use crate::gateway::Meter;
 use crate::report::{self, Line};
 use crate::shares::Shares;
+use crate::webhook::Receiver;
 use crate::BenchResult;
 
 const BENCH: &str = "fanout";
 
+/// `--dead-percent` and `--webhook`.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    /// Share of the seeded devices (Android ones) with dead tokens.
+    pub dead_percent: u8,
+    /// The receiver the bench app is subscribed to, if any.
+    pub webhook: Option<&'a Receiver>,
+}
+
 /// Runs one fan-out per size; `ceiling` is the stand-ins' requests/s, when
 /// measured; `stand_ins` their process, when a child.
-pub async fn run(env: &mut Env, sizes: &[u64], ceiling: Option<f64>, stand_ins: Option<u32>) {
+pub async fn run(env: &mut Env, sizes: &[u64], ceiling: Option<f64>, stand_ins: Option<u32>, options: Options<'_>) {
     for &n in sizes {
-        match one(env, n, ceiling, stand_ins).await {
+        match one(env, n, ceiling, stand_ins, options).await {
             Ok(Outcome::Done) => {}
             Ok(Outcome::Missing(why)) => {
                 report::skipped(BENCH, Some(env.kind), why);
@@ -33,17 +44,36 @@ enum Outcome {
     Missing(String),
 }
 
-async fn one(env: &mut Env, n: u64, ceiling: Option<f64>, stand_ins: Option<u32>) -> BenchResult<Outcome> {
+async fn one(
+    env: &mut Env,
+    n: u64,
+    ceiling: Option<f64>,
+    stand_ins: Option<u32>,
+    options: Options<'_>,
+) -> BenchResult<Outcome> {
     let group = format!("bench-fanout-{n}");
     crate::progress::note(Some(env.kind), &format!("fan-out of {n}: seeding the devices"));
     let seed_start = Instant::now();
-    env.db.seed(&env.api.app_id, &group, n).await?;
+    env.db.seed(&env.api.app_id, &group, n, options.dead_percent).await?;
     let seed_s = seed_start.elapsed().as_secs_f64();
     let body = json!({"notification": {"title": "Bench", "body": "fan-out"}});
     let send = Send { bench: BENCH, path: &format!("/v1/groups/{group}/notifications"), body: &body, devices: n };
+    let before = options.webhook.map(Receiver::tally);
     Ok(match measure(env, &send, ceiling, stand_ins).await? {
-        Measured::Done(line) => {
-            line.num("seed_s", seed_s, 2).emit();
+        Measured::Done { line, id } => {
+            let mut line = line.num("seed_s", seed_s, 2).set("dead_percent", options.dead_percent);
+            if let (Some(receiver), Some(before)) = (options.webhook, before) {
+                // Batches are still on their way when the notification completes: counted after the clock stopped.
+                crate::progress::note(Some(env.kind), &format!("fan-out of {n}: waiting for the webhook calls"));
+                let lag_s = receiver.settle(&id).await?;
+                let tally = receiver.tally().since(before);
+                line = line.set("webhook_calls", tally.calls).set("webhook_items", tally.items).num(
+                    "webhook_lag_s",
+                    lag_s,
+                    2,
+                );
+            }
+            line.emit();
             Outcome::Done
         }
         Measured::Missing(why) => Outcome::Missing(why),
@@ -65,8 +95,13 @@ pub struct Send<'a> {
 
 /// What a measured send gives.
 pub enum Measured {
-    /// Its report line, not yet emitted (callers add their fields).
-    Done(Line),
+    /// Its report line, not yet emitted (callers add their fields), and the notification's id.
+    Done {
+        /// The line.
+        line: Line,
+        /// The notification sent.
+        id: String,
+    },
     /// A route the gateway does not have.
     Missing(String),
 }
@@ -136,7 +171,7 @@ pub async fn measure(
         usage.cpu_s * 1e6 / delivered.max(1) as f64,
         1,
     );
-    Ok(Measured::Done(shares.finish(line)))
+    Ok(Measured::Done { line: shares.finish(line), id })
 }
 
 /// A count from `{"counts": {...}}` or from the top level.

@@ -158,6 +158,8 @@ pub struct GatewaySpec<'a> {
     pub provider_url: &'a str,
     /// The stand-ins' CA certificate.
     pub ca_file: &'a Path,
+    /// `PUSHGATE_WEBHOOK_ALLOW_PRIVATE=true`, for `--webhook`'s receiver on 127.0.0.1.
+    pub webhook_to_loopback: bool,
 }
 
 /// Starts `pushgate serve` and waits until `/readyz` answers 200 (60 s at most).
@@ -179,6 +181,9 @@ pub async fn start(spec: &GatewaySpec<'_>, api: &Api, log_name: &str) -> BenchRe
         .env("PUSHGATE_SOCKET_MAX_PER_ADDRESS", "0")
         // Measure the gateway, not its request logging.
         .env("RUST_LOG", "warn");
+    if spec.webhook_to_loopback {
+        cmd.env("PUSHGATE_WEBHOOK_ALLOW_PRIVATE", "true");
+    }
     let mut proc = Proc::spawn("gateway", cmd, &spec.dir.join(log_name))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -20,6 +20,7 @@ mod segment;
 mod sends;
 mod shares;
 mod sockets;
+mod webhook;
 mod webpush;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,16 @@ pub struct BenchArgs {
     /// measure what checking them costs.
     #[arg(long, value_enum, default_value_t = Identity::Verified)]
     identity: Identity,
+    /// Percentage of the fan-out's devices seeded with dead tokens (Android
+    /// tokens the stand-ins answer UNREGISTERED; half the devices are
+    /// Android, hence at most 50).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=50))]
+    dead_percent: u8,
+    /// Run a webhook receiver in the bench (on 127.0.0.1, answering 204) and
+    /// subscribe the app to device.deactivated, delivery.failed and
+    /// notification.completed; fan-out lines then count its calls and items.
+    #[arg(long)]
+    webhook: bool,
 }
 
 /// `--identity`.
@@ -215,6 +226,8 @@ struct Plan {
     gateway: Option<PathBuf>,
     identity: Identity,
     network: Network,
+    dead_percent: u8,
+    webhook: bool,
 }
 
 impl Plan {
@@ -248,6 +261,8 @@ impl Plan {
             gateway: args.gateway,
             identity: args.identity,
             network: Network { latency_ms: args.mock_latency_ms, max_streams: args.mock_max_streams },
+            dead_percent: args.dead_percent,
+            webhook: args.webhook,
         }
     }
 
@@ -290,6 +305,7 @@ async fn run(plan: Plan) -> BenchResult<()> {
     }
     let dir = tempfile::Builder::new().prefix("pushgate-bench-").tempdir().context("creating a temp dir")?;
     let mock = Mock::start(&sibling("pushgate-mock-providers")?, dir.path(), plan.network).await?;
+    let receiver = if plan.webhook { Some(webhook::Receiver::start().await?) } else { None };
     machine_line(&plan, &mock, nofile);
     let ceiling =
         if plan.has(Scenario::Ceiling) { ceiling::run(&mock, dir.path(), plan.h2load_requests).await } else { None };
@@ -299,7 +315,7 @@ async fn run(plan: Plan) -> BenchResult<()> {
     }
     let mut sockets_done = false;
     for &kind in &plan.stores {
-        let mut env = match Env::start(kind, &exe, dir.path(), &plan.postgres, &mock).await {
+        let mut env = match Env::start(kind, &exe, dir.path(), &plan.postgres, &mock, receiver.as_ref()).await {
             Ok(env) => env,
             Err(e) => {
                 report::skipped("setup", Some(kind), e);
@@ -311,7 +327,8 @@ async fn run(plan: Plan) -> BenchResult<()> {
                 report::failed("setup", Some(kind), e);
             }
         }
-        run_scenarios(&plan, &mut env, &mock, ceiling, &mut sockets_done).await;
+        let fanout = fanout::Options { dead_percent: plan.dead_percent, webhook: receiver.as_ref() };
+        run_scenarios(&plan, &mut env, &mock, ceiling, fanout, &mut sockets_done).await;
         if let Err(e) = env.stop().await {
             report::failed("teardown", Some(kind), e);
         }
@@ -323,11 +340,18 @@ async fn run(plan: Plan) -> BenchResult<()> {
     Ok(())
 }
 
-async fn run_scenarios(plan: &Plan, env: &mut Env, mock: &Mock, ceiling: Option<f64>, sockets_done: &mut bool) {
+async fn run_scenarios(
+    plan: &Plan,
+    env: &mut Env,
+    mock: &Mock,
+    ceiling: Option<f64>,
+    fanout: fanout::Options<'_>,
+    sockets_done: &mut bool,
+) {
     let kind = Some(env.kind);
     if plan.has(Scenario::Fanout) {
         progress::note(kind, "fan-out");
-        fanout::run(env, &plan.sizes, ceiling, mock.pid()).await;
+        fanout::run(env, &plan.sizes, ceiling, mock.pid(), fanout).await;
     }
     if plan.has(Scenario::Segment) {
         segment::run(env, plan.segment_registry, ceiling, mock.pid()).await;

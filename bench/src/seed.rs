@@ -15,11 +15,15 @@ pub fn device_id(i: u64) -> String {
     format!("01900000-0000-7000-8000-{i:012x}")
 }
 
+/// Devices `$3..=$4`: even ones iOS, odd ones Android. Android device `i`
+/// has a dead token (the stand-ins answer UNREGISTERED) when `(i / 2) % 100
+/// < $5`, so `$5` = 2 × the dead percentage of all devices.
 const PG_DEVICES: &str =
     "INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, updated_at, last_seen_at) \
      SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), $1, \
        CASE WHEN i % 2 = 0 THEN 'ios' ELSE 'android' END, \
-       CASE WHEN i % 2 = 0 THEN 'a' || lpad(to_hex(i), 63, '0') ELSE 'bench-fcm-' || i END, \
+       CASE WHEN i % 2 = 0 THEN 'a' || lpad(to_hex(i), 63, '0') \
+         WHEN (i / 2) % 100 < $5::bigint THEN 'dead-fcm-' || i ELSE 'bench-fcm-' || i END, \
        CASE WHEN i % 2 = 0 THEN 'production' END, TRUE, $2, $2, $2 \
      FROM generate_series($3::bigint, $4::bigint) AS i";
 const PG_MEMBERS: &str = "INSERT INTO device_groups (app_id, name, device_id) \
@@ -29,7 +33,8 @@ const LITE_DEVICES: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT
      INSERT INTO devices (id, app_id, platform, token, environment, active, created_at, updated_at, last_seen_at) \
      SELECT printf('01900000-0000-7000-8000-%012x', i), $1, \
        CASE WHEN i % 2 = 0 THEN 'ios' ELSE 'android' END, \
-       CASE WHEN i % 2 = 0 THEN 'a' || printf('%063x', i) ELSE 'bench-fcm-' || i END, \
+       CASE WHEN i % 2 = 0 THEN 'a' || printf('%063x', i) \
+         WHEN (i / 2) % 100 < $5 THEN 'dead-fcm-' || i ELSE 'bench-fcm-' || i END, \
        CASE WHEN i % 2 = 0 THEN 'production' END, TRUE, $2, $2, $2 \
      FROM seq";
 const LITE_MEMBERS: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM seq WHERE i < $4) \
@@ -76,8 +81,9 @@ const LITE_WEB_DEVICES: &str = "WITH RECURSIVE seq(i) AS (SELECT $3 UNION ALL SE
 /// What the devices of one seeding are.
 #[derive(Clone, Copy)]
 enum Kind<'a> {
-    /// Half iOS, half Android, all in the group.
-    Mixed,
+    /// Half iOS, half Android, all in the group; `dead_percent` % of all
+    /// with dead Android tokens (at most 50).
+    Mixed { dead_percent: u8 },
     /// Tagged: every `n`th `in` the segment and in the group, the others `out`.
     Segment(i64),
     /// Browsers, all in the group: endpoints `{endpoint}~i` of one
@@ -139,10 +145,12 @@ impl Database {
     }
 
     /// Writes `n` active devices (half iOS, half Android) of `app_id`, all
-    /// in `group`; returns the index of the first (ids: [`device_id`]).
-    pub async fn seed(&mut self, app_id: &str, group: &str, n: u64) -> BenchResult<u64> {
+    /// in `group`, `dead_percent` % of them (at most 50: Android ones only)
+    /// with tokens the stand-ins answer as unregistered; returns the index
+    /// of the first (ids: [`device_id`]).
+    pub async fn seed(&mut self, app_id: &str, group: &str, n: u64, dead_percent: u8) -> BenchResult<u64> {
         let first = self.next;
-        self.seed_with(app_id, group, n, Kind::Mixed).await?;
+        self.seed_with(app_id, group, n, Kind::Mixed { dead_percent }).await?;
         Ok(first)
     }
 
@@ -191,15 +199,17 @@ impl Database {
             (i64::try_from(first).context("device index")?, i64::try_from(last).context("device index")?);
         let now = chrono::Utc::now().timestamp_millis();
         // The same two statements in one transaction; only the SQL dialect
-        // differs. A segment's statements also bind its spacing (`$5`), a
-        // web seeding's devices their subscription (`$5`, `$6`).
+        // differs. Mixed devices also bind their dead share (`$5`), a
+        // segment's statements its spacing (`$5`), a web seeding's devices
+        // their subscription (`$5`, `$6`).
         macro_rules! seed_range {
             ($pool:expr, $devices:expr, $members:expr) => {{
                 let mut tx = $pool.begin().await.context("seeding: BEGIN")?;
                 let mut devices = sqlx::query($devices).bind(app_id).bind(now).bind(first_i).bind(last_i);
                 let mut members = sqlx::query($members).bind(app_id).bind(group).bind(first_i).bind(last_i);
                 match kind {
-                    Kind::Mixed => {}
+                    // Dead tokens are Android's, half the devices: 2 % of them per percent.
+                    Kind::Mixed { dead_percent } => devices = devices.bind(2 * i64::from(dead_percent.min(50))),
                     Kind::Segment(every) => {
                         devices = devices.bind(every);
                         members = members.bind(every);
@@ -212,12 +222,12 @@ impl Database {
             }};
         }
         match (&self.conn, kind) {
-            (Some(Conn::Postgres { pool, .. }), Kind::Mixed) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
+            (Some(Conn::Postgres { pool, .. }), Kind::Mixed { .. }) => seed_range!(pool, PG_DEVICES, PG_MEMBERS),
             (Some(Conn::Postgres { pool, .. }), Kind::Segment(_)) => {
                 seed_range!(pool, PG_SEGMENT_DEVICES, PG_SEGMENT_MEMBERS)
             }
             (Some(Conn::Postgres { pool, .. }), Kind::Web { .. }) => seed_range!(pool, PG_WEB_DEVICES, PG_MEMBERS),
-            (Some(Conn::Sqlite(pool)), Kind::Mixed) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
+            (Some(Conn::Sqlite(pool)), Kind::Mixed { .. }) => seed_range!(pool, LITE_DEVICES, LITE_MEMBERS),
             (Some(Conn::Sqlite(pool)), Kind::Segment(_)) => {
                 seed_range!(pool, LITE_SEGMENT_DEVICES, LITE_SEGMENT_MEMBERS)
             }
@@ -272,6 +282,36 @@ mod tests {
         );
         assert_eq!(with_database("postgres://h/test?sslmode=disable", "b"), "postgres://h/b?sslmode=disable");
         assert_eq!(with_database("postgres://h", "b"), "postgres://h/b");
+    }
+
+    #[tokio::test]
+    async fn dead_tokens_are_the_given_share_of_android_devices() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut db = Database::new(StoreKind::Sqlite, dir.path(), "");
+        // The gateway's migrations make these tables; the columns seeding writes are enough here.
+        let opts = SqliteConnectOptions::from_str(&db.url).expect("url").create_if_missing(true);
+        let schema = SqlitePoolOptions::new().connect_with(opts).await.expect("creating bench.db");
+        for table in [
+            "CREATE TABLE devices (id TEXT, app_id TEXT, platform TEXT, token TEXT, environment TEXT, active BOOLEAN, \
+             created_at INTEGER, updated_at INTEGER, last_seen_at INTEGER)",
+            "CREATE TABLE device_groups (app_id TEXT, name TEXT, device_id TEXT)",
+        ] {
+            sqlx::query(table).execute(&schema).await.expect("creating a table");
+        }
+        schema.close().await;
+        db.seed("app", "g", 1000, 10).await.expect("seeding");
+        db.seed("app", "live", 1000, 0).await.expect("seeding");
+        let Some(Conn::Sqlite(pool)) = &db.conn else { panic!("seeding connected to SQLite") };
+        let count = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.expect("counting")
+        };
+        let dead_in_g = "SELECT count(*) FROM devices d JOIN device_groups m ON m.device_id = d.id \
+                         WHERE m.name = 'g' AND d.token LIKE 'dead%'";
+        assert_eq!(count(dead_in_g).await, 100);
+        assert_eq!(count("SELECT count(*) FROM devices WHERE token LIKE 'dead%'").await, 100);
+        assert_eq!(count("SELECT count(*) FROM devices WHERE token LIKE 'dead%' AND platform <> 'android'").await, 0);
+        assert_eq!(count("SELECT count(*) FROM devices WHERE platform = 'android'").await, 1000);
+        db.drop().await.expect("closing");
     }
 
     #[test]

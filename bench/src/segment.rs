@@ -36,7 +36,7 @@ async fn one(env: &mut Env, registry: u64, ceiling: Option<f64>, stand_ins: Opti
     for (target, path, body) in [("group", group_path.as_str(), &by_group), ("tag", "/v1/notifications", &by_tag)] {
         let send = Send { bench: BENCH, path, body, devices: segment };
         match measure(env, &send, ceiling, stand_ins).await? {
-            Measured::Done(line) => {
+            Measured::Done { line, .. } => {
                 line.set("target", target).set("registry", registry).num("seed_s", seed_s, 2).emit();
             }
             Measured::Missing(why) => {

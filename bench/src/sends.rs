@@ -30,7 +30,7 @@ fn body() -> Value {
 /// `sends` devices, one request each, 100 at a time; then waits until the
 /// stand-ins accepted them all (bounded) so the CPU figure includes delivery.
 pub async fn throughput(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<()> {
-    let first = env.db.seed(&env.api.app_id, "bench-sends", sends).await?;
+    let first = env.db.seed(&env.api.app_id, "bench-sends", sends, 0).await?;
     // Read before the probe, whose delivery is then counted too.
     let delivered_before = mock.delivered().await?;
     if let Some(missing) = probe(&env.api, first, "").await? {
@@ -75,7 +75,7 @@ pub async fn throughput(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<(
 
 /// p50/p99 of `POST …?wait=true` (answer once delivered), `LATENCY_CLIENTS` at a time.
 pub async fn latency(env: &mut Env, sends: u64) -> BenchResult<()> {
-    let first = env.db.seed(&env.api.app_id, "bench-latency", sends).await?;
+    let first = env.db.seed(&env.api.app_id, "bench-latency", sends, 0).await?;
     if let Some(missing) = probe(&env.api, first, "?wait=true").await? {
         report::skipped("send_latency", Some(env.kind), missing);
         return Ok(());

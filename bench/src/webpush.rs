@@ -45,7 +45,7 @@ async fn one(env: &mut Env, mock: &Mock, n: u64) -> BenchResult<()> {
     let send = Send { bench: BENCH, path: &format!("/v1/groups/{group}/notifications"), body: &body, devices: n };
     // The stand-ins' ceiling is measured on their APNs endpoint: not a Web Push figure.
     match measure(env, &send, None, mock.pid()).await? {
-        Measured::Done(line) => {
+        Measured::Done { line, .. } => {
             let decrypted = mock.web_push_delivered().await?.saturating_sub(before);
             line.set("stand_in_decrypted", decrypted).num("seed_s", seed_s, 2).emit();
         }
