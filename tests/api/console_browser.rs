@@ -183,4 +183,7 @@ async fn console_shows_what_the_api_says() {
     click(&page, "#page table button").await;
     assert_eq!(text_of(&page, "total-delivered").await, total("delivered").to_string());
     assert!(text_of(&page, "who").await.contains(&keys.id), "the app read is named");
+    // Webhooks are read with the app's own server key only: the admin is told so.
+    page.eval("location.hash = '#/webhooks'").await;
+    page.wait_for("document.getElementById('page').textContent.includes(\"with the app's server key\")", WAIT).await;
 }
