@@ -1,7 +1,7 @@
 //! The ops console in a real browser (headless Chromium): sign in with a
 //! server key, the overview's counts are the API's, a notification's failed
-//! deliveries, a device lookup; a wrong key is refused. Screenshots are
-//! kept in the artefact directory.
+//! deliveries, a device lookup, a webhook and its attempts; a wrong key is
+//! refused. Screenshots are kept in the artefact directory.
 
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use crate::browser::{Browser, Page};
 use crate::helpers::Db;
 use crate::pipeline::{self, ios_token, register, wait_final};
+use crate::webhooks::receiver::Receiver;
+use crate::webhooks::{self, attempts_listed, subscribe};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -37,7 +39,7 @@ async fn fill_and_enter(page: &Page<'_>, id: &str, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_shows_what_the_api_says() {
     let Some(browser) = Browser::launch().await else { return };
-    let (app, mock, keys) = pipeline::start(Db::Sqlite, |_| {}).await;
+    let (app, mock, keys) = pipeline::start(Db::Sqlite, webhooks::quick).await;
     for i in 0..3 {
         register(&app, &keys, "ios", &ios_token("ab", i), Some("u-7"), &["news"]).await;
     }
@@ -139,10 +141,49 @@ async fn console_shows_what_the_api_says() {
         .await;
     assert!(found.as_str().is_some_and(|f| f.contains(&ok)), "{found}");
 
+    // A webhook to a receiver, its test event, and the attempt as the API lists it.
+    let receiver = Receiver::start().await;
+    let (hook_id, secret) = subscribe(&app, &keys, &receiver.url, &["delivery.failed"]).await;
+    let (status, test) = app.post(&format!("/v1/webhooks/{hook_id}/test"), &keys.server_key, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{test}");
+    let attempt = attempts_listed(&app, &keys, &hook_id, 1).await.remove(0);
+    click(&page, "nav a[href='#/webhooks']").await;
+    let listed = text_of(&page, "webhooks").await;
+    assert!(
+        listed.contains(&receiver.url) && listed.contains("delivery.failed") && listed.contains("enabled"),
+        "webhooks: {listed}"
+    );
+    click(&page, &format!("#webhooks a[href='#/webhooks/{hook_id}']")).await;
+    let cells = page
+        .wait_for(
+            "(() => { const r = document.querySelector('#attempts tbody tr'); \
+             return r && [...r.children].slice(0, 7).map(c => c.textContent.replace(/,/g, '')); })()",
+            WAIT,
+        )
+        .await;
+    let expected =
+        json!([attempt["msg_id"], "webhook.test", "1", "succeeded", "200", attempt["latency_ms"].to_string(), ""]);
+    assert_eq!(cells, expected, "the attempt as the API lists it: {attempt}");
+    let page_text = page.eval("document.getElementById('page').textContent").await;
+    assert!(!page_text.as_str().unwrap_or_default().contains(&secret), "the secret is never shown");
+    page.screenshot("console-webhook.png").await;
+    // The status filter: no failed attempt.
+    page.eval("document.getElementById('f-status').value = 'failed'").await;
+    click(&page, "#filters button").await;
+    page.wait_for(
+        "location.hash.includes('status=failed') && document.getElementById('page').dataset.route === location.hash",
+        WAIT,
+    )
+    .await;
+    assert_eq!(text_of(&page, "attempts").await, "No attempt.");
+
     // The admin key: choose the app, then the same overview.
     click(&page, "#sign-out").await;
     fill_and_enter(&page, "key", &app.admin_key).await;
     click(&page, "#page table button").await;
     assert_eq!(text_of(&page, "total-delivered").await, total("delivered").to_string());
     assert!(text_of(&page, "who").await.contains(&keys.id), "the app read is named");
+    // Webhooks are read with the app's own server key only: the admin is told so.
+    page.eval("location.hash = '#/webhooks'").await;
+    page.wait_for("document.getElementById('page').textContent.includes(\"with the app's server key\")", WAIT).await;
 }

@@ -3,7 +3,7 @@
 //! Standard Webhooks reference implementation, retries and their spacing,
 //! batching on a fan-out, a crash with events pending, and the chat room.
 
-mod receiver;
+pub mod receiver;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,19 +33,34 @@ const ALL: &[&str] = &[
 ];
 
 /// Webhook settings for tests: private addresses, quick rounds.
-fn quick(c: &mut Config) {
+pub fn quick(c: &mut Config) {
     c.webhook.allow_private = true;
     c.webhook.poll_interval_ms = 50;
     c.webhook.batch_wait_ms = 300;
 }
 
 /// Subscribes `url` to `events`; the webhook's id and secret.
-async fn subscribe(app: &TestApp, keys: &TestAppKeys, url: &str, events: &[&str]) -> (String, String) {
+pub async fn subscribe(app: &TestApp, keys: &TestAppKeys, url: &str, events: &[&str]) -> (String, String) {
     let (status, hook) = app.post("/v1/webhooks", &keys.server_key, json!({"url": url, "events": events})).await;
     assert_eq!(status, StatusCode::CREATED, "{hook}");
     let secret = hook["secret"].as_str().expect("secret shown at creation").to_string();
     assert!(secret.starts_with("whsec_"), "{secret}");
     (hook["id"].as_str().expect("id").to_string(), secret)
+}
+
+/// Waits (bounded) until the webhook's attempt log lists `n` attempts; answers them, newest first.
+pub async fn attempts_listed(app: &TestApp, keys: &TestAppKeys, hook_id: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, page) = app.get(&format!("/v1/webhooks/{hook_id}/attempts"), &keys.server_key).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == n {
+            return items;
+        }
+        assert!(Instant::now() < deadline, "{n} attempts listed: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn of_type<'a>(bodies: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -200,17 +215,7 @@ async fn failures_are_retried_on_schedule_and_listed(db: Db) {
     }
 
     // Every attempt listed, newest first; the filter and the cursor work.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let attempts = loop {
-        let (status, page) = app.get(&format!("/v1/webhooks/{hook_id}/attempts"), &keys.server_key).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        if items.len() == 4 {
-            break items;
-        }
-        assert!(Instant::now() < deadline, "four attempts listed: {page}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let attempts = attempts_listed(&app, &keys, &hook_id, 4).await;
     let summary: Vec<(Value, Value, Value)> =
         attempts.iter().map(|a| (a["attempt"].clone(), a["status"].clone(), a["http_status"].clone())).collect();
     assert_eq!(

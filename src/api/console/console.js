@@ -198,15 +198,16 @@ async function notifications(params) {
 
 const STATUSES = ["", "pending", "delivered", "failed", "expired", "cancelled"];
 
-function filters(params, base) {
+/** A form of labelled selects, `[name, label, values]` each ("" is "any"); submitting starts again at the first page. */
+function filters(params, base, selects) {
   const sel = (name, label, values) => [el("label", { for: "f-" + name }, label),
     el("select", { id: "f-" + name, name }, values.map((v) => el("option", { value: v, selected: (params.get(name) || "") === v }, v || "any")))];
   return el("form", { id: "filters", onsubmit: (e) => {
     e.preventDefault();
     const p = new URLSearchParams();
-    for (const f of ["status", "platform"]) if (e.target[f].value) p.set(f, e.target[f].value);
+    for (const [f] of selects) if (e.target[f].value) p.set(f, e.target[f].value);
     location.hash = base + "?" + p;
-  } }, sel("status", "Status", STATUSES), sel("platform", "Platform", ["", "ios", "android"]), el("button", { type: "submit" }, "Filter"));
+  } }, selects.map(([name, label, values]) => sel(name, label, values)), el("button", { type: "submit" }, "Filter"));
 }
 
 function deliveryTable(items, withDevice) {
@@ -228,7 +229,7 @@ async function notification(id, params) {
     el("p", {}, `${n.body.status} · created ${when(n.body.created_at)}`, n.body.notification.title ? ` · “${n.body.notification.title}”` : ""),
     table("Counts", ["Targeted", "Pending", "Delivered", "Failed", "Expired", "Cancelled"],
       [[c.targeted, c.pending, c.delivered, c.failed, c.expired, c.cancelled]], { id: "counts" }),
-    el("h3", {}, "Delivery log"), filters(params, "#/notifications/" + encodeURIComponent(id)),
+    el("h3", {}, "Delivery log"), filters(params, "#/notifications/" + encodeURIComponent(id), [["status", "Status", STATUSES], ["platform", "Platform", ["", "ios", "android"]]]),
     d.status === 200 ? deliveryTable(d.body.items, true) : fail(d), d.status === 200 ? pager(params, d.body.next_cursor) : null);
 }
 
@@ -278,6 +279,45 @@ async function sockets(params) {
     : el("p", { id: "clients" }, "No client connected."), pager(params, r.body.next_cursor));
 }
 
+/** Why webhooks are not shown to the admin key: the API reads them with the app's own server key only. */
+function webhooksFail(r) {
+  return r.status === 403 && state.admin ? el("p", { class: "error", role: "alert" }, "Webhooks are read with the app's server key: sign in with it to see them.") : fail(r);
+}
+
+/** The state of a webhook in words: enabled, failing since when, or disabled and why. */
+function hookState(h) {
+  if (!h.enabled) return "disabled" + (h.disabled_reason ? ` (${h.disabled_reason})` : "");
+  return h.failing_since ? `enabled, failing since ${when(h.failing_since)}` : "enabled";
+}
+
+async function webhooks(params) {
+  const r = await api("/v1/webhooks", { limit: 100, cursor: params.get("cursor") });
+  if (r.status !== 200) return show("Webhooks", webhooksFail(r));
+  // Fields are picked one by one: a secret is never part of what is shown.
+  show("Webhooks", r.body.items.length
+    ? table("Webhooks", ["URL", "Events", "State", "Description"], r.body.items.map((h) => [
+      el("a", { href: "#/webhooks/" + encodeURIComponent(h.id) }, h.url), h.events.join(", "), hookState(h), h.description || ""]), { id: "webhooks" })
+    : el("p", { id: "webhooks" }, "No webhook."), pager(params, r.body.next_cursor));
+}
+
+async function webhook(id, params) {
+  const [h, log] = await Promise.all([api("/v1/webhooks/" + encodeURIComponent(id)),
+    api("/v1/webhooks/" + encodeURIComponent(id) + "/attempts", { status: params.get("status"), limit: 50, cursor: params.get("cursor") })]);
+  if (h.status !== 200) return show("Webhook", webhooksFail(h));
+  const v = h.body;
+  const fields = [["URL", v.url], ["Events", v.events.join(", ")], ["State", hookState(v)], ["Description", v.description],
+    ["Created", when(v.created_at)], ["Updated", when(v.updated_at)]];
+  show("Webhook " + id,
+    el("dl", { id: "webhook" }, fields.filter(([, x]) => x).map(([k, x]) => [el("dt", {}, k), el("dd", {}, x)])),
+    el("h3", {}, "Attempts"), filters(params, "#/webhooks/" + encodeURIComponent(id), [["status", "Status", ["", "succeeded", "failed"]]]),
+    log.status !== 200 ? fail(log) : log.body.items.length
+      ? table("Attempts, newest first", ["Event", "Type", "Attempt", "Status", "HTTP status", "Latency (ms)", "Error", "At"],
+        log.body.items.map((a) => [a.msg_id, a.type, a.attempt, a.status, a.http_status === null ? "" : String(a.http_status), a.latency_ms, a.error || "", when(a.at)]),
+        { id: "attempts" })
+      : el("p", { id: "attempts" }, "No attempt."),
+    log.status === 200 ? pager(params, log.body.next_cursor) : null);
+}
+
 // ---- routing
 
 async function route() {
@@ -300,6 +340,7 @@ async function route() {
     case "notifications": return parts[1] ? notification(parts[1], params) : notifications(params);
     case "devices": return parts[1] ? device(parts[1], params) : devices(params);
     case "sockets": return sockets(params);
+    case "webhooks": return parts[1] ? webhook(parts[1], params) : webhooks(params);
     default: return overview(params);
   }
 }
