@@ -85,7 +85,8 @@ impl Gateway {
         let trusted_proxies = crate::client_addr::parse_list(&config.trusted_proxies)?;
         let config = Arc::new(config);
         let delivery = crate::delivery::Delivery::new(store.clone(), config.clone()).map_err(StartError::CaFile)?;
-        let webhooks = crate::webhooks::Webhooks::new(store.clone(), &config)?;
+        let webhooks =
+            crate::webhooks::Webhooks::new(store.clone(), &config.webhook, config.retention_days, config.workers)?;
         let state = AppState {
             hub,
             webhooks,

@@ -125,7 +125,7 @@ pub(crate) struct State {
     pub(crate) keep_payloads: usize,
     pub(crate) counters: Counters,
     /// Issued Web Push subscriptions by id, with the browser's private key.
-    pub(crate) subscribers: DashMap<String, crate::webpush::Subscriber>,
+    pub(crate) subscribers: DashMap<String, Subscriber>,
     /// Verified VAPID tokens (`token|key`) → expiry, so the ECDSA check runs
     /// once per token, not per push.
     pub(crate) vapid_tokens: DashMap<String, u64>,
@@ -192,5 +192,19 @@ impl State {
             connections_opened: get(&c.connections_opened),
             connections_open: get(&c.connections_open),
         }
+    }
+}
+
+/// What the Web Push stand-in keeps of a subscription: the browser's keys
+/// (its private key, so that it can decrypt).
+pub(crate) struct Subscriber {
+    pub(crate) secret: p256::SecretKey,
+    pub(crate) public: Vec<u8>,
+    pub(crate) auth: [u8; 16],
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber").finish_non_exhaustive()
     }
 }

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::behavior::Decision;
 use crate::http::{self, Body};
-use crate::state::{bump, Provider, Received, State};
+use crate::state::{bump, Provider, Received, State, Subscriber};
 
 /// The largest body push services must accept (RFC 8030 §7.2).
 const MAX_BODY: usize = 4096;
@@ -58,19 +58,6 @@ impl WebPushSubscription {
     /// As JSON, the `subscription` of a device registration.
     pub fn json(&self) -> Value {
         json!(self)
-    }
-}
-
-/// What the stand-in keeps of a subscription: the browser's keys.
-pub(crate) struct Subscriber {
-    secret: p256::SecretKey,
-    public: Vec<u8>,
-    auth: [u8; 16],
-}
-
-impl std::fmt::Debug for Subscriber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscriber").finish_non_exhaustive()
     }
 }
 

@@ -33,9 +33,16 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// Webhooks over `store`, with the gateway's settings.
-    pub fn new(store: Store, config: &crate::config::Config) -> Result<Self, reqwest::Error> {
-        let settings = Arc::new(config.webhook.clone());
+    /// Webhooks over `store` with `settings`; sent events and attempts are
+    /// kept `retention_days`; `run_worker` is false on an instance that
+    /// runs no workers.
+    pub fn new(
+        store: Store,
+        settings: &WebhookConfig,
+        retention_days: i64,
+        run_worker: bool,
+    ) -> Result<Self, reqwest::Error> {
+        let settings = Arc::new(settings.clone());
         let mut client = reqwest::Client::builder()
             .timeout(settings.timeout())
             // A redirect could lead anywhere, internal addresses included.
@@ -44,9 +51,9 @@ impl Webhooks {
         if !settings.allow_private {
             client = client.dns_resolver(Arc::new(address::PublicResolver));
         }
-        let retention_ms = config.retention_days.max(1).saturating_mul(24 * 3600 * 1000);
+        let retention_ms = retention_days.max(1).saturating_mul(24 * 3600 * 1000);
         let worker = Arc::new(worker::Worker::new(store, settings.clone(), client.build()?, retention_ms));
-        Ok(Self { config: settings, worker, tasks: TaskTracker::new(), run_worker: config.workers })
+        Ok(Self { config: settings, worker, tasks: TaskTracker::new(), run_worker })
     }
 
     /// Starts the worker (unless this instance runs none) until `cancel`.
