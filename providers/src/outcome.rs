@@ -128,13 +128,31 @@ impl Outcome {
         if err.is_builder() {
             return Outcome::Rejected { reason: format!("invalid request: {}", err.without_url()), status: None };
         }
-        Outcome::Retry { after: None, reason: format!("{kind}: {}", err.without_url()), status: None }
+        // reqwest's own message ("error sending request") says nothing of
+        // the cause; the chain under it (hyper, h2, the socket) does.
+        let err = err.without_url();
+        let mut reason = format!("{kind}: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Outcome::Retry { after: None, reason, status: None }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn transport_errors_name_their_cause() {
+        let err = reqwest::Client::new().get("http://127.0.0.1:1/").send().await.expect_err("nothing on port 1");
+        let Outcome::Retry { reason, status: None, .. } = Outcome::from_http(err) else { panic!("retried") };
+        assert!(reason.starts_with("connection error: "), "{reason}");
+        assert!(reason.len() > "connection error: error sending request for url".len(), "the cause is named: {reason}");
+    }
 
     #[test]
     fn accessors_expose_reason_and_status() {
