@@ -4,6 +4,7 @@
 mod browser;
 mod helpers;
 mod identity;
+mod process;
 
 mod apps;
 mod console_browser;

@@ -5,7 +5,6 @@
 
 pub mod receiver;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
@@ -17,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{assert_error, fresh_database, Db, TestApp, TestAppKeys};
 use crate::pipeline::{self, register, wait_final, Mock};
+use crate::process::{Process, ADMIN};
 use crate::socket::{connect, next_message};
 use receiver::{header, verifies, Answer, Receiver};
 
@@ -474,56 +474,20 @@ async fn webhooks_are_managed_and_guarded(db: Db) {
     assert_error(&body, "not_found", None);
 }
 
-/// A `pushgate serve` child process, for a real crash.
-struct Process {
-    child: Child,
-    base: String,
-}
+/// The webhook settings of the crash test's gateway: private receivers,
+/// quick polls and retries.
+const QUICK_WEBHOOKS: [(&str, &str); 4] = [
+    ("PUSHGATE_WEBHOOK_ALLOW_PRIVATE", "true"),
+    ("PUSHGATE_WEBHOOK_POLL_INTERVAL_MS", "50"),
+    ("PUSHGATE_WEBHOOK_TIMEOUT_MS", "1000"),
+    ("PUSHGATE_WEBHOOK_RETRY_SCHEDULE", "200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms"),
+];
 
-const ADMIN: &str = "webhook-crash-admin";
-
-impl Process {
-    async fn start(database_url: &str, mock: &Mock, env: &[(&str, &str)]) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushgate"));
-        cmd.arg("serve")
-            .env("PUSHGATE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", database_url)
-            .env("PUSHGATE_ADMIN_KEY", ADMIN)
-            .env("PUSHGATE_POLL_INTERVAL_MS", "100")
-            .env("PUSHGATE_REGISTRATION_RATE", "0")
-            .env("PUSHGATE_WEBHOOK_ALLOW_PRIVATE", "true")
-            .env("PUSHGATE_WEBHOOK_POLL_INTERVAL_MS", "50")
-            .env("PUSHGATE_WEBHOOK_TIMEOUT_MS", "1000")
-            .env("PUSHGATE_WEBHOOK_RETRY_SCHEDULE", "200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in mock.env().iter().map(|(k, v)| (*k, v.as_str())).chain(env.iter().copied()) {
-            cmd.env(k, v);
-        }
-        let process = Process { child: cmd.spawn().expect("start pushgate"), base: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !reqwest::get(format!("{}/readyz", process.base)).await.is_ok_and(|r| r.status() == StatusCode::OK) {
-            assert!(Instant::now() < deadline, "pushgate did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        process
-    }
-
-    async fn post(&self, path: &str, key: &str, body: Value) -> Value {
-        let res = reqwest::Client::new().post(format!("{}{path}", self.base)).bearer_auth(key).json(&body).send().await;
-        let res = res.expect("request");
-        assert!(res.status().is_success(), "{path}: {}", res.status());
-        res.json().await.expect("JSON answer")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `POST` to a child gateway, which must succeed; answers the JSON body.
+async fn post(gw: &Process, path: &str, key: &str, body: Value) -> Value {
+    let (status, answer) = gw.call(reqwest::Method::POST, path, key, Some(body)).await;
+    assert!(status.is_success(), "{path}: {status}");
+    answer
 }
 
 async fn events_pending_at_a_crash_are_delivered_after_it(db: Db) {
@@ -533,21 +497,28 @@ async fn events_pending_at_a_crash_are_delivered_after_it(db: Db) {
     receiver.answer_always(Some(503));
     // Batches wait long in the first life: its deactivations are still in
     // the outbox when it dies, its test events sealed and failing.
-    let first = Process::start(&url, &mock, &[("PUSHGATE_WEBHOOK_BATCH_WAIT_MS", "600000")]).await;
-    let app = first.post("/v1/apps", ADMIN, mock.app_body()).await;
+    let first =
+        Process::start(&url, &mock, &[&QUICK_WEBHOOKS[..], &[("PUSHGATE_WEBHOOK_BATCH_WAIT_MS", "600000")]].concat())
+            .await;
+    let app = post(&first, "/v1/apps", ADMIN, mock.app_body()).await;
     let key = app["server_key"].as_str().expect("server key").to_string();
-    let hook = first.post("/v1/webhooks", &key, json!({"url": receiver.url, "events": ALL})).await;
+    let hook = post(&first, "/v1/webhooks", &key, json!({"url": receiver.url, "events": ALL})).await;
     let hook_id = hook["id"].as_str().expect("id");
     for n in 0..10 {
-        first
-            .post("/v1/devices", &key, json!({"platform": "android", "token": format!("dead-{n}"), "groups": ["g"]}))
-            .await;
+        post(
+            &first,
+            "/v1/devices",
+            &key,
+            json!({"platform": "android", "token": format!("dead-{n}"), "groups": ["g"]}),
+        )
+        .await;
     }
-    let sent = first.post("/v1/groups/g/notifications?wait=true", &key, json!({"notification": {"title": "t"}})).await;
+    let sent =
+        post(&first, "/v1/groups/g/notifications?wait=true", &key, json!({"notification": {"title": "t"}})).await;
     assert_eq!(sent["status"], "completed", "{sent}");
     let mut test_ids = Vec::new();
     for _ in 0..3 {
-        let test = first.post(&format!("/v1/webhooks/{hook_id}/test"), &key, json!({})).await;
+        let test = post(&first, &format!("/v1/webhooks/{hook_id}/test"), &key, json!({})).await;
         test_ids.push(test["msg_id"].as_str().expect("msg_id").to_string());
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -558,7 +529,9 @@ async fn events_pending_at_a_crash_are_delivered_after_it(db: Db) {
     drop(first); // SIGKILL: no shutdown at all.
 
     receiver.answer_always(None);
-    let _second = Process::start(&url, &mock, &[("PUSHGATE_WEBHOOK_BATCH_WAIT_MS", "100")]).await;
+    let _second =
+        Process::start(&url, &mock, &[&QUICK_WEBHOOKS[..], &[("PUSHGATE_WEBHOOK_BATCH_WAIT_MS", "100")]].concat())
+            .await;
     let bodies = receiver
         .wait_for("every event of the first life", |b| {
             items(b, "device.deactivated").len() == 10
