@@ -87,6 +87,27 @@ impl ApiError {
         error
     }
 
+    /// The error body of API.md, typed (a batch send's answer).
+    pub fn error_body(&self) -> ErrorBody {
+        let field = match self {
+            Self::InvalidField { field, .. } | Self::InvalidToken { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        ErrorBody {
+            error: ErrorDetail { code: self.status_and_code().1.to_string(), message: self.to_string(), field },
+        }
+    }
+
+    /// Logs what the operator must see (the store down, a bug); a caller's
+    /// mistake is the caller's to read in the answer.
+    pub fn log(&self) {
+        match self {
+            Self::Unavailable(e) => tracing::warn!(error = %e, "store unavailable"),
+            Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            _ => {}
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
@@ -158,11 +179,7 @@ impl From<SocketError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        match &self {
-            Self::Unavailable(e) => tracing::warn!(error = %e, "store unavailable"),
-            Self::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            _ => {}
-        }
+        self.log();
         let mut res = (status, axum::Json(json!({ "error": self.body() }))).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -192,6 +209,7 @@ pub struct ErrorDetail {
     /// Human-readable explanation.
     pub message: String,
     /// The offending field, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 

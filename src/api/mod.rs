@@ -4,6 +4,7 @@
 //! declarations and cannot drift from what is served.
 
 pub mod apps;
+pub mod batch;
 pub mod console;
 pub mod deliveries;
 pub mod devices;
@@ -33,6 +34,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(apps::router())
         .merge(notifications::router())
+        .merge(batch::router())
         .merge(deliveries::router())
         .merge(devices::router())
         .merge(groups::router())

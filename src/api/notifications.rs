@@ -91,11 +91,17 @@ struct DryRunView {
 
 /// The 202 answer.
 #[derive(Serialize, ToSchema)]
-struct AcceptedView {
-    id: String,
+pub(super) struct AcceptedView {
+    pub(super) id: String,
     /// `queued`, `scheduled`, or `completed` when nothing was targeted.
-    status: String,
-    targeted: i64,
+    pub(super) status: String,
+    pub(super) targeted: i64,
+}
+
+impl AcceptedView {
+    pub(super) fn of(a: crate::store::Accepted) -> Self {
+        Self { id: a.id, status: a.status.to_string(), targeted: a.targeted }
+    }
 }
 
 /// One device's result (`wait=true`).
@@ -256,6 +262,47 @@ async fn accept(
     hash: Option<String>,
     wait: WaitQuery,
 ) -> ApiResult<Response> {
+    if wait.timeout_ms.is_some_and(|t| t > MAX_WAIT_MS) {
+        return Err(ApiError::field("timeout_ms", format!("timeout_ms is at most {MAX_WAIT_MS}")));
+    }
+    let timeout = Duration::from_millis(wait.timeout_ms.unwrap_or(10_000));
+    let idempotency = idempotency_key(headers)?.zip(hash).map(|(key, request_hash)| Idempotency { key, request_hash });
+    let mut send = new_send(st, app_id, target, info, options, idempotency)?;
+    send.wait = (wait.wait == Some(true)).then_some(timeout);
+    if wait.dry_run == Some(true) {
+        let targeted = st.delivery.dry_run(&send).await?;
+        return Ok((StatusCode::OK, axum::Json(DryRunView { targeted })).into_response());
+    }
+    match st.delivery.submit(send).await? {
+        Submitted::Accepted(a) => Ok((StatusCode::ACCEPTED, axum::Json(AcceptedView::of(a))).into_response()),
+        Submitted::Final(done) => {
+            let results = done
+                .results
+                .into_iter()
+                .map(|r| ResultView {
+                    token: r.device_id.is_none().then_some(r.token),
+                    device_id: r.device_id,
+                    platform: r.platform,
+                    status: r.status.to_string(),
+                    reason: r.reason,
+                })
+                .collect();
+            let view = ResultsView { id: done.id, status: done.status.to_string(), targeted: done.targeted, results };
+            Ok((StatusCode::OK, axum::Json(view)).into_response())
+        }
+    }
+}
+
+/// Checks a send's notification and options (and the app's send rate) and
+/// makes the pipeline's [`NewSend`] of them, without waiting.
+pub(super) fn new_send(
+    st: &AppState,
+    app_id: &str,
+    target: Target,
+    info: Value,
+    options: Option<Value>,
+    idempotency: Option<Idempotency>,
+) -> ApiResult<NewSend> {
     st.send_limit
         .check(app_id, std::time::Instant::now())
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
@@ -288,46 +335,7 @@ async fn accept(
         ),
         None => None,
     };
-    if wait.timeout_ms.is_some_and(|t| t > MAX_WAIT_MS) {
-        return Err(ApiError::field("timeout_ms", format!("timeout_ms is at most {MAX_WAIT_MS}")));
-    }
-    let timeout = Duration::from_millis(wait.timeout_ms.unwrap_or(10_000));
-    let idempotency = idempotency_key(headers)?.zip(hash).map(|(key, request_hash)| Idempotency { key, request_hash });
-    let send = NewSend {
-        app_id: app_id.to_string(),
-        target,
-        info,
-        options,
-        send_at,
-        idempotency,
-        wait: (wait.wait == Some(true)).then_some(timeout),
-        local_time,
-    };
-    if wait.dry_run == Some(true) {
-        let targeted = st.delivery.dry_run(&send).await?;
-        return Ok((StatusCode::OK, axum::Json(DryRunView { targeted })).into_response());
-    }
-    match st.delivery.submit(send).await? {
-        Submitted::Accepted(a) => {
-            let view = AcceptedView { id: a.id, status: a.status.to_string(), targeted: a.targeted };
-            Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
-        }
-        Submitted::Final(done) => {
-            let results = done
-                .results
-                .into_iter()
-                .map(|r| ResultView {
-                    token: r.device_id.is_none().then_some(r.token),
-                    device_id: r.device_id,
-                    platform: r.platform,
-                    status: r.status.to_string(),
-                    reason: r.reason,
-                })
-                .collect();
-            let view = ResultsView { id: done.id, status: done.status.to_string(), targeted: done.targeted, results };
-            Ok((StatusCode::OK, axum::Json(view)).into_response())
-        }
-    }
+    Ok(NewSend { app_id: app_id.to_string(), target, info, options, send_at, idempotency, wait: None, local_time })
 }
 
 /// Whether the request has an `Idempotency-Key`: only then is its body hashed.
@@ -337,14 +345,21 @@ fn idempotent(headers: &HeaderMap) -> bool {
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 255);
-    key.map(|k| Some(k.to_string()))
-        .ok_or_else(|| ApiError::field("Idempotency-Key", "Idempotency-Key must be 1-255 visible ASCII characters"))
+    checked_key("Idempotency-Key", value.to_str().ok()).map(Some)
+}
+
+/// An idempotency key, trimmed: 1-255 visible ASCII characters.
+pub(super) fn checked_key(field: &str, key: Option<&str>) -> ApiResult<String> {
+    let key = key
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic() || b == b' '));
+    key.map(str::to_string)
+        .ok_or_else(|| ApiError::field(field, format!("{field} must be 1-255 visible ASCII characters")))
 }
 
 /// SHA-256 of the route and the body with object keys sorted, so a retry
 /// with the same JSON (in any key order or spacing) matches.
-fn request_hash(route: &str, body: &Value) -> String {
+pub(super) fn request_hash(route: &str, body: &Value) -> String {
     fn canonical(v: &Value, out: &mut String) {
         match v {
             Value::Object(map) => {

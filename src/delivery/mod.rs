@@ -5,6 +5,7 @@
 //! in-process notifies, and polling as the fallback).
 
 mod chores;
+mod completion;
 pub mod credentials;
 mod fanout;
 mod intake;
@@ -42,6 +43,8 @@ struct Signals {
     fanout: Notify,
     /// Some deliveries reached a final state (`wait=true` callers).
     done: Notify,
+    /// The results of waited notifications, handed over as they are written.
+    completions: Arc<completion::Completions>,
     /// Other instances should look for deliveries (Postgres `NOTIFY`).
     announce_work: Notify,
     /// Other instances should look for fan-out (Postgres `NOTIFY`).

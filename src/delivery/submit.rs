@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use pushgate_providers::{DeliveryOptions, NotificationInfo, PayloadError};
 
+use super::completion::Watch;
 use super::sender::Prepared;
 use super::Delivery;
 use crate::domain::local_time::LocalTime;
@@ -117,6 +118,8 @@ impl Delivery {
         info.id = Some(id.clone());
         let too_large = check_payload(&info, &options)?;
         self.refuse_too_large(&app_id, &target, send_at, too_large).await?;
+        // Watched before any delivery exists, so no result can pass unseen.
+        let watch = wait.map(|_| self.signals.completions.watch(&id));
         let notification = Arc::new(Prepared::new(id, info, options, expires_at));
         let mut accepted = None;
         if let (Target::DeviceIds(ids), None, true) = (&target, &idempotency, send_at <= now) {
@@ -133,7 +136,9 @@ impl Delivery {
             }
         };
         if let Some(timeout) = wait {
-            if let Some(results) = self.wait_final(&app_id, &accepted.id, timeout).await? {
+            // A replayed send answers for the first request's notification.
+            let watch = watch.filter(|w| w.id() == accepted.id && !accepted.status.is_final());
+            if let Some(results) = self.wait_final(&app_id, &accepted, watch, timeout).await? {
                 return Ok(Submitted::Final(results));
             }
         }
@@ -270,16 +275,46 @@ impl Delivery {
         }
     }
 
-    /// Reads the notification until it is final (woken by this instance's
-    /// workers, and at least every 100 ms as work may finish on another
-    /// instance) or `timeout` passes.
-    async fn wait_final(&self, app_id: &str, id: &str, timeout: Duration) -> Result<Option<Results>, DeliveryError> {
+    /// Waits until every delivery of `accepted` is final, or `timeout`
+    /// passes. The results come in memory from this instance's worker
+    /// when it sent them all (`watch`); else the notification is read,
+    /// woken by this instance's workers and at least every 100 ms, as work
+    /// may finish on another instance.
+    async fn wait_final(
+        &self,
+        app_id: &str,
+        accepted: &Accepted,
+        watch: Option<Watch>,
+        timeout: Duration,
+    ) -> Result<Option<Results>, DeliveryError> {
         let deadline = Instant::now() + timeout;
+        if let Some(mut watch) = watch {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                tokio::select! {
+                    handed = &mut watch.rx => match handed {
+                        Ok(results) if results.len() as i64 == accepted.targeted => {
+                            let (id, targeted) = (accepted.id.clone(), accepted.targeted);
+                            return Ok(Some(Results { id, status: NotificationStatus::Completed, targeted, results }));
+                        }
+                        // Some deliveries ended elsewhere: the store has them all.
+                        _ => break,
+                    },
+                    _ = tokio::time::sleep(left.min(Duration::from_millis(100))) => {
+                        // A delivery retried later or sent by another instance.
+                        if let Some(results) = self.final_results(app_id, &accepted.id).await? {
+                            return Ok(Some(results));
+                        }
+                        if deadline <= Instant::now() {
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+        }
         loop {
-            let row = self.store.notification(app_id, id).await?.ok_or(DeliveryError::NotFound("notification"))?;
-            if row.status.is_final() {
-                let results = self.store.delivery_results(id, MAX_WAIT_RESULTS).await?;
-                return Ok(Some(Results { id: row.id, status: row.status, targeted: row.targeted, results }));
+            if let Some(results) = self.final_results(app_id, &accepted.id).await? {
+                return Ok(Some(results));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -287,6 +322,16 @@ impl Delivery {
             }
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), self.signals.done.notified()).await;
         }
+    }
+
+    /// The results of notification `id` as stored, once it is final.
+    async fn final_results(&self, app_id: &str, id: &str) -> Result<Option<Results>, DeliveryError> {
+        let row = self.store.notification(app_id, id).await?.ok_or(DeliveryError::NotFound("notification"))?;
+        if !row.status.is_final() {
+            return Ok(None);
+        }
+        let results = self.store.delivery_results(id, MAX_WAIT_RESULTS).await?;
+        Ok(Some(Results { id: row.id, status: row.status, targeted: row.targeted, results }))
     }
 }
 

@@ -22,7 +22,8 @@ use super::{pause, Signals};
 use crate::config::Config;
 use crate::domain::time::now_ms;
 use crate::store::{
-    ClaimedDelivery, DeadToken, DeliveryUpdate, NotificationRow, NotificationStatus, Store, StoreResult,
+    ClaimedDelivery, DeadToken, DeliveryResult, DeliveryStatus, DeliveryUpdate, NotificationRow, NotificationStatus,
+    Store, StoreResult,
 };
 
 /// Parsed notifications kept across batches (a notification's deliveries
@@ -53,6 +54,8 @@ struct Finished {
     updates: Vec<DeliveryUpdate>,
     dead: Vec<DeadToken>,
     released: Vec<i64>,
+    /// Final results of notifications a request waits on (see `completion.rs`).
+    waited: Vec<(String, i64, DeliveryResult)>,
 }
 
 pub(super) struct Worker {
@@ -240,6 +243,16 @@ impl Worker {
                 continue;
             };
             let (update, dead) = record::decided(&job, sent.decision, sent.latency_ms);
+            if update.status != DeliveryStatus::Pending && self.signals.completions.is_watched(&job.notification.id) {
+                let result = DeliveryResult {
+                    device_id: job.device_id.clone(),
+                    platform: job.platform.as_str().to_owned(),
+                    token: job.token.clone(),
+                    status: update.status,
+                    reason: update.reason.clone(),
+                };
+                done.waited.push((job.notification.id.clone(), job.delivery_id, result));
+            }
             done.updates.push(update);
             done.dead.extend(dead);
         }
@@ -367,6 +380,7 @@ impl Worker {
                         all.updates.extend(more.updates);
                         all.dead.extend(more.dead);
                         all.released.extend(more.released);
+                        all.waited.extend(more.waited);
                     }
                     Err(_) => break,
                 }
@@ -383,10 +397,12 @@ impl Worker {
         })
         .await;
         match written {
-            Ok(completed) if !completed.is_empty() => {
-                tracing::debug!(count = completed.len(), "notifications completed");
+            Ok(completed) => {
+                if !completed.is_empty() {
+                    tracing::debug!(count = completed.len(), "notifications completed");
+                }
+                self.signals.completions.record(done.waited, &completed);
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot write delivery results back; their leases will expire and they will be retried");
                 return;

@@ -7,6 +7,7 @@ mod identity;
 mod process;
 
 mod apps;
+mod batch;
 mod console_browser;
 mod deliveries;
 mod demo_browser;

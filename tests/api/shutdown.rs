@@ -168,4 +168,57 @@ async fn kill_9_restart_takes_its_leases_back_at_once(db: Db) {
     }
 }
 
-crate::store_tests!(sigterm_mid_fanout_loses_nothing, kill_9_restart_takes_its_leases_back_at_once);
+/// A kill -9 right after a batch send was answered, with its pushes in
+/// flight or not yet started: every send the answer accepted is delivered
+/// after the restart, once per device.
+async fn kill_9_after_a_batch_answer_loses_no_accepted_send(db: Db) {
+    let mock = Mock::start().await;
+    let (url, _tmp) = fresh_database(db).await;
+    let me = [("PUSHGATE_INSTANCE_ID", "kill-9-batch"), ("PUSHGATE_LEASE_SECONDS", "60")];
+    let mut gw = Process::start(&url, &mock, &me).await;
+    let (status, app) = gw.call(reqwest::Method::POST, "/v1/apps", ADMIN, Some(mock.app_body())).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let key = app["server_key"].as_str().expect("server key").to_string();
+    let tokens: Vec<String> = (0..60).map(|n| ios_token("ba7c", n)).collect();
+    let mut sends = Vec::new();
+    for t in &tokens {
+        mock.handle.set_behavior(t, Behavior::Slow { delay_ms: 30_000 });
+        let body = json!({"platform": "ios", "token": t});
+        let (status, dev) = gw.call(reqwest::Method::POST, "/v1/devices", &key, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{dev}");
+        sends.push(json!({"to": {"device_ids": [dev["id"]]}, "notification": {"title": "batch"}}));
+    }
+    let batch = json!({"notifications": sends});
+    let (status, answer) = gw.call(reqwest::Method::POST, "/v1/notifications/batch", &key, Some(batch)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 60, "{answer}");
+    gw.child.kill().expect("kill -9");
+    gw.child.wait().expect("reaped");
+    drop(gw);
+    mock.handle.clear_behaviors();
+
+    let gw = Process::start(&url, &mock, &me).await;
+    for result in answer["results"].as_array().expect("results") {
+        let id = result["id"].as_str().expect("id");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, n) = gw.call(reqwest::Method::GET, &format!("/v1/notifications/{id}"), &key, None).await;
+            assert_eq!(status, StatusCode::OK, "{n}");
+            if n["status"] == "completed" {
+                assert_eq!(n["counts"]["delivered"], 1, "{n}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "every accepted send finished after the restart: {n}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for t in &tokens {
+        assert_eq!(mock.handle.delivered_count(t), 1, "token {t}: one push accepted after the restart");
+    }
+}
+
+crate::store_tests!(
+    sigterm_mid_fanout_loses_nothing,
+    kill_9_restart_takes_its_leases_back_at_once,
+    kill_9_after_a_batch_answer_loses_no_accepted_send,
+);
