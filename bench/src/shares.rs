@@ -3,7 +3,7 @@
 //! the bench client itself, Postgres and the machine as a whole, so that a
 //! throughput can be read as a budget of the cores everything shares.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::gateway::cpu_seconds;
 use crate::report::Line;
@@ -21,9 +21,10 @@ pub struct Shares {
 struct Snapshot {
     stand_ins: Option<f64>,
     client: Option<f64>,
-    postgres: Option<f64>,
-    /// CPU seconds of each backend connected to the bench's database.
-    backends: HashMap<u32, f64>,
+    /// CPU seconds of each `postgres` process; `None` when there is none to read.
+    postgres: Option<HashMap<u32, f64>>,
+    /// Which of them are backends connected to the bench's database.
+    backends: HashSet<u32>,
     busy: Option<f64>,
 }
 
@@ -57,26 +58,37 @@ impl Shares {
     /// The line with the shares, and Postgres's CPU seconds when read.
     fn finish_with(&self, mut line: Line) -> (Line, Option<f64>) {
         let end = Snapshot::take(self.stand_ins, self.database.as_deref());
-        let postgres_s = self.start.postgres.zip(end.postgres).map(|(start, end)| end - start);
+        let postgres_s = self.postgres_used(&end, |_| true);
+        // No backend found: process titles are off (update_process_title) or Postgres is elsewhere; not a zero.
+        let db_s =
+            if end.backends.is_empty() { None } else { self.postgres_used(&end, |pid| end.backends.contains(&pid)) };
         let fields = [
-            ("stand_ins_cpu_s", self.start.stand_ins, end.stand_ins),
-            ("bench_client_cpu_s", self.start.client, end.client),
-            ("postgres_cpu_s", self.start.postgres, end.postgres),
-            ("machine_busy_cpu_s", self.start.busy, end.busy),
+            ("stand_ins_cpu_s", self.start.stand_ins.zip(end.stand_ins).map(|(s, e)| e - s)),
+            ("bench_client_cpu_s", self.start.client.zip(end.client).map(|(s, e)| e - s)),
+            ("postgres_cpu_s", postgres_s),
+            ("machine_busy_cpu_s", self.start.busy.zip(end.busy).map(|(s, e)| e - s)),
+            ("postgres_db_cpu_s", db_s),
         ];
-        for (key, start, end) in fields {
-            if let (Some(start), Some(end)) = (start, end) {
-                line = line.num(key, end - start, 2);
+        for (key, used) in fields {
+            if let Some(used) = used {
+                line = line.num(key, used, 2);
             }
         }
-        // None found: process titles are off (update_process_title) or Postgres is elsewhere; not a zero.
-        if !end.backends.is_empty() {
-            // A backend opened during the scenario counts from zero.
-            let used: f64 =
-                end.backends.iter().map(|(pid, s)| s - self.start.backends.get(pid).copied().unwrap_or(0.0)).sum();
-            line = line.num("postgres_db_cpu_s", used, 2);
-        }
         (line, postgres_s)
+    }
+
+    /// CPU seconds the `postgres` processes chosen by `pick` used since the
+    /// start, process by process: one that started since counts from zero
+    /// (as does a reused pid whose counter went back), one that exited
+    /// takes its time with it. A total of totals would instead subtract
+    /// whatever exited (another database's test run, say), down to below zero.
+    fn postgres_used(&self, end: &Snapshot, pick: impl Fn(u32) -> bool) -> Option<f64> {
+        let (start, end) = (self.start.postgres.as_ref()?, end.postgres.as_ref()?);
+        let used = end.iter().filter(|(pid, _)| pick(**pid)).map(|(pid, &e)| match start.get(pid) {
+            Some(&s) if s <= e => e - s,
+            _ => e,
+        });
+        Some(used.sum())
     }
 }
 
@@ -93,14 +105,14 @@ impl Snapshot {
     }
 }
 
-/// CPU seconds of the processes named `postgres` (server and backends),
-/// and of each backend connected to `database` (a backend's process title,
-/// `postgres: … USER DATABASE HOST(PORT) STATE`, names its database). A
-/// backend that exits mid-scenario takes its time with it; the gateway's
-/// pool keeps its connections open, so that is rare.
-fn postgres_seconds(database: Option<&str>) -> (Option<f64>, HashMap<u32, f64>) {
-    let mut total = None;
-    let mut backends = HashMap::new();
+/// CPU seconds of each process named `postgres` (server and backends), and
+/// which are backends connected to `database` (a backend's process title,
+/// `postgres: … USER DATABASE HOST(PORT) STATE`, names its database). The
+/// gateway's pool keeps its connections open, so its backends live through
+/// a scenario.
+fn postgres_seconds(database: Option<&str>) -> (Option<HashMap<u32, f64>>, HashSet<u32>) {
+    let mut all = HashMap::new();
+    let mut backends = HashSet::new();
     let Ok(entries) = std::fs::read_dir("/proc") else { return (None, backends) };
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
@@ -109,18 +121,18 @@ fn postgres_seconds(database: Option<&str>) -> (Option<f64>, HashMap<u32, f64>) 
             continue;
         }
         let Ok(s) = cpu_seconds(pid) else { continue };
-        *total.get_or_insert(0.0) += s;
+        all.insert(pid, s);
         if let Some(database) = database {
             let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             if String::from_utf8_lossy(&title)
                 .split(|c: char| c.is_whitespace() || c == '\0')
                 .any(|word| word == database)
             {
-                backends.insert(pid, s);
+                backends.insert(pid);
             }
         }
     }
-    (total, backends)
+    ((!all.is_empty()).then_some(all), backends)
 }
 
 /// Busy CPU seconds of the whole machine, all cores: everything in the
@@ -154,5 +166,26 @@ mod tests {
         assert!(client > 0.0 && busy >= client * 0.5, "client {client} s, machine {busy} s");
         assert!(line.get("stand_ins_cpu_s").is_none(), "no child stand-ins were given");
         assert!(line.get("postgres_cpu_us_per_x").is_none(), "a SQLite line has no Postgres share per push");
+    }
+
+    #[test]
+    fn postgres_processes_that_come_and_go_are_counted_one_by_one() {
+        let snapshot = |postgres: &[(u32, f64)], backends: &[u32]| Snapshot {
+            stand_ins: None,
+            client: None,
+            postgres: Some(postgres.iter().copied().collect()),
+            backends: backends.iter().copied().collect(),
+            busy: None,
+        };
+        // 1: the server; 2: a backend of the bench's database; 3: another
+        // database's backend that exits; 4: a backend of the bench's that opens.
+        let shares = Shares {
+            stand_ins: None,
+            database: Some("db".into()),
+            start: snapshot(&[(1, 10.0), (2, 1.0), (3, 50.0)], &[2]),
+        };
+        let end = snapshot(&[(1, 10.5), (2, 1.25), (4, 0.25)], &[2, 4]);
+        assert_eq!(shares.postgres_used(&end, |_| true), Some(1.0));
+        assert_eq!(shares.postgres_used(&end, |pid| end.backends.contains(&pid)), Some(0.5));
     }
 }
