@@ -159,3 +159,39 @@ async fn fire(api: &Api, first: u64, count: u64) -> Arc<Tally> {
     while tasks.join_next().await.is_some() {}
     tally
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: Value) -> Reply {
+        Reply { status, body }
+    }
+
+    #[test]
+    fn items_are_counted_as_queued_or_refused_and_bad_answers_as_errors() {
+        let tally = Tally::default();
+        let results = json!({"results": [
+            {"id": "n1", "status": "queued", "targeted": 1},
+            {"error": {"code": "invalid_field", "message": "no such device", "field": "to.device_ids"}},
+        ]});
+        tally.count(&reply(200, results.clone()), 2);
+        assert_eq!(tally.accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(tally.refused.load(Ordering::Relaxed), 1);
+        assert_eq!(lock(&tally.first_refusal).as_ref().and_then(|e| e.get("code")), Some(&json!("invalid_field")));
+
+        tally.count(&reply(200, results), 3);
+        tally.count(&reply(400, json!({"error": {"code": "invalid_field"}})), 2);
+        assert_eq!(tally.errors.load(Ordering::Relaxed), 2);
+        assert_eq!(lock(&tally.first_error).as_deref(), Some("2 results for 3 notifications"));
+        assert_eq!(tally.accepted.load(Ordering::Relaxed), 1, "a request answered wrong counts no item");
+    }
+
+    #[test]
+    fn a_request_holds_one_notification_per_device() {
+        let items = body(7, 3);
+        let items = items["notifications"].as_array().expect("notifications");
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2]["to"]["device_ids"], json!([device_id(9)]));
+    }
+}
