@@ -59,6 +59,7 @@ async fn one(
     let body = json!({"notification": {"title": "Bench", "body": "fan-out"}});
     let send = Send { bench: BENCH, path: &format!("/v1/groups/{group}/notifications"), body: &body, devices: n };
     let before = options.webhook.map(Receiver::tally);
+    let since_ms = crate::disk::now_ms();
     Ok(match measure(env, &send, ceiling, stand_ins).await? {
         Measured::Done { line, id } => {
             let mut line = line.num("seed_s", seed_s, 2).set("dead_percent", options.dead_percent);
@@ -73,7 +74,8 @@ async fn one(
                     2,
                 );
             }
-            line.emit();
+            // After the clock stopped: VACUUM is not the fan-out's cost.
+            crate::disk::add(&env.db, since_ms, line).await.emit();
             Outcome::Done
         }
         Measured::Missing(why) => Outcome::Missing(why),
@@ -116,7 +118,7 @@ pub async fn measure(
 ) -> BenchResult<Measured> {
     let n = send.devices;
     let meter = Meter::start(env.gateway.pid())?;
-    let shares = Shares::start(stand_ins);
+    let shares = Shares::start(stand_ins, env.db.postgres_name());
     let start = Instant::now();
     let reply = env.api.post(send.path, &env.api.server_key, send.body).await?;
     if reply.route_missing() {
@@ -171,7 +173,8 @@ pub async fn measure(
         usage.cpu_s * 1e6 / delivered.max(1) as f64,
         1,
     );
-    Ok(Measured::Done { line: shares.finish(line), id })
+    let line = shares.finish_per_push(line, env.kind, "postgres_cpu_us_per_delivery", delivered);
+    Ok(Measured::Done { line, id })
 }
 
 /// A count from `{"counts": {...}}` or from the top level.

@@ -6,8 +6,10 @@
 //! It lives outside the gateway crate so that the gateway ships none of it:
 //! no stand-ins, no WebSocket client, no scratch directories, no `unsafe`.
 
+mod batch;
 mod ceiling;
 mod client;
+mod disk;
 mod env;
 mod fanout;
 mod gateway;
@@ -56,7 +58,7 @@ pub struct BenchArgs {
     /// Postgres server: a `pushgate_bench_*` database is created there and dropped after.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres: String,
-    /// Single-device sends [default: 50000; 2000 with --quick].
+    /// Single-device sends, and the `batch` scenario's notifications [default: 50000; 2000 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     sends: Option<u64>,
     /// `?wait=true` sends timed for latency [default: 2000; 500 with --quick].
@@ -146,8 +148,11 @@ enum Scenario {
     Fanout,
     /// Fan-out to a tag segment beside a group of the same devices.
     Segment,
-    /// Single-device send throughput and CPU per send.
+    /// Single-device send throughput and CPU per send, answered 202 and
+    /// with `?wait=true`; and the disk use of their rows.
     Sends,
+    /// Batch sends (`POST /v1/notifications/batch`), one device per notification.
+    Batch,
     /// Single-device send latency with `?wait=true`.
     Latency,
     /// Device registration throughput.
@@ -360,6 +365,12 @@ async fn run_scenarios(
         progress::note(kind, "single-device sends");
         if let Err(e) = sends::throughput(env, mock, plan.sends).await {
             report::failed("sends", kind, e);
+        }
+    }
+    if plan.has(Scenario::Batch) {
+        progress::note(kind, "batch sends");
+        if let Err(e) = batch::run(env, mock, plan.sends).await {
+            report::failed("batch", kind, e);
         }
     }
     if plan.has(Scenario::Latency) {

@@ -238,6 +238,30 @@ impl Database {
         Ok(())
     }
 
+    /// The pool to the bench's Postgres database, when on Postgres.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.conn {
+            Some(Conn::Postgres { pool, .. }) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The pool to the SQLite file, once connected (seeding connects it).
+    pub fn sqlite(&self) -> Option<&SqlitePool> {
+        match &self.conn {
+            Some(Conn::Sqlite(pool)) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The Postgres database's name (`pushgate_bench_…`), when on Postgres.
+    pub fn postgres_name(&self) -> Option<&str> {
+        match &self.conn {
+            Some(Conn::Postgres { name, .. }) => Some(name),
+            _ => None,
+        }
+    }
+
     /// Closes connections and drops the Postgres database. Call after the gateway stopped.
     pub async fn drop(self) -> BenchResult<()> {
         match self.conn {

@@ -1,5 +1,6 @@
 //! Single-device sends: throughput with 100 concurrent clients and the
-//! gateway's CPU per notification; latency of `?wait=true` with a few clients.
+//! gateway's CPU per notification, answered 202 and with `?wait=true`;
+//! latency of `?wait=true` with a few clients.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,37 +28,77 @@ fn body() -> Value {
     json!({"notification": {"title": "Bench", "body": "one device"}})
 }
 
-/// `sends` devices, one request each, 100 at a time; then waits until the
-/// stand-ins accepted them all (bounded) so the CPU figure includes delivery.
+/// The 202 run, then the `?wait=true` run at the same concurrency, in
+/// the same minutes, each on `sends` fresh devices: lines `sends` (with
+/// the disk use of its rows) and `sends_wait` (with `wait_cost_ratio`).
 pub async fn throughput(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<()> {
-    let first = env.db.seed(&env.api.app_id, "bench-sends", sends, 0).await?;
+    let Some(accepted) = run(env, mock, sends, Mode::Accepted).await? else { return Ok(()) };
+    // Before the wait run, so that only the 202 run's rows are counted; VACUUM is outside both clocks.
+    crate::disk::add(&env.db, accepted.since_ms, accepted.line).await.emit();
+    let Some(wait) = run(env, mock, sends, Mode::Wait).await? else { return Ok(()) };
+    wait.line.num("wait_cost_ratio", wait.cpu_us_per_send / accepted.cpu_us_per_send, 2).emit();
+    Ok(())
+}
+
+/// How a throughput run's sends are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// 202 once queued.
+    Accepted,
+    /// `?wait=true`: the answer comes once the provider answered.
+    Wait,
+}
+
+impl Mode {
+    fn bench(self) -> &'static str {
+        match self {
+            Self::Accepted => "sends",
+            Self::Wait => "sends_wait",
+        }
+    }
+
+    fn query(self) -> &'static str {
+        match self {
+            Self::Accepted => "",
+            Self::Wait => "?wait=true",
+        }
+    }
+}
+
+/// One throughput run's line (not yet emitted) and what the next needs.
+struct Run {
+    line: Line,
+    cpu_us_per_send: f64,
+    /// When it started, in the store's milliseconds.
+    since_ms: i64,
+}
+
+/// `sends` devices, one request each, 100 at a time; then waits until the
+/// stand-ins accepted them all (bounded) so the CPU figure includes
+/// delivery. `None` (and a skipped line) when the endpoint is missing.
+async fn run(env: &mut Env, mock: &Mock, sends: u64, mode: Mode) -> BenchResult<Option<Run>> {
+    let first = env.db.seed(&env.api.app_id, &format!("bench-{}", mode.bench()), sends, 0).await?;
+    let since_ms = crate::disk::now_ms();
     // Read before the probe, whose delivery is then counted too.
     let delivered_before = mock.delivered().await?;
-    if let Some(missing) = probe(&env.api, first, "").await? {
-        report::skipped("sends", Some(env.kind), missing);
-        return Ok(());
+    if let Some(missing) = probe(&env.api, first, mode.query()).await? {
+        report::skipped(mode.bench(), Some(env.kind), missing);
+        return Ok(None);
     }
     let meter = Meter::start(env.gateway.pid())?;
-    let shares = Shares::start(mock.pid());
+    let shares = Shares::start(mock.pid(), env.db.postgres_name());
     let start = Instant::now();
     // The probe sent device `first`; the rest go now.
-    let tally = fire(&env.api, first + 1, sends - 1, CLIENTS, "").await;
+    let tally = fire(&env.api, first + 1, sends - 1, CLIENTS, mode.query()).await;
     let accept_s = start.elapsed().as_secs_f64();
     let accepted = tally.ok.load(Ordering::Relaxed);
-    // Every accepted send (and the probe) should reach the stand-ins; bounded wait.
-    let deadline = Instant::now() + Duration::from_secs(30) + Duration::from_millis(sends);
-    let mut delivered = 0;
-    while Instant::now() < deadline {
-        delivered = mock.delivered().await?.saturating_sub(delivered_before);
-        if delivered > accepted {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let delivered = await_delivery(mock, delivered_before, accepted, sends).await?;
     let all_s = start.elapsed().as_secs_f64();
     let usage = meter.finish()?;
-    let line = Line::new("sends", Some(env.kind))
-        .set("sends", sends - 1)
+    let counted = sends - 1;
+    let cpu_us_per_send = usage.cpu_s * 1e6 / counted.max(1) as f64;
+    let line = Line::new(mode.bench(), Some(env.kind))
+        .set("sends", counted)
         .set("clients", CLIENTS)
         .set("accepted", accepted)
         .set("errors", tally.errors.load(Ordering::Relaxed))
@@ -66,11 +107,27 @@ pub async fn throughput(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<(
         .num("accept_s", accept_s, 3)
         .set("delivered_to_stand_ins", delivered)
         .num("all_delivered_s", all_s, 3)
-        .num("gateway_cpu_us_per_send", usage.cpu_s * 1e6 / (sends - 1).max(1) as f64, 1)
+        .num("gateway_cpu_us_per_send", cpu_us_per_send, 1)
         .num("gateway_peak_rss_mb", usage.peak_rss_mb, 1)
         .num("gateway_cpu_s", usage.cpu_s, 2);
-    shares.finish(line).set("first_error", tally.first_error()).emit();
-    Ok(())
+    let line = shares.finish_per_push(line, env.kind, "postgres_cpu_us_per_send", counted);
+    Ok(Some(Run { line: line.set("first_error", tally.first_error()), cpu_us_per_send, since_ms }))
+}
+
+/// Waits (bounded: 30 s and a millisecond per send) until the stand-ins
+/// counted more than `accepted` pushes since `before` (the probe's is the
+/// one more); returns how many they counted.
+pub async fn await_delivery(mock: &Mock, before: u64, accepted: u64, sends: u64) -> BenchResult<u64> {
+    let deadline = Instant::now() + Duration::from_secs(30) + Duration::from_millis(sends);
+    let mut delivered = 0;
+    while Instant::now() < deadline {
+        delivered = mock.delivered().await?.saturating_sub(before);
+        if delivered > accepted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(delivered)
 }
 
 /// p50/p99 of `POST …?wait=true` (answer once delivered), `LATENCY_CLIENTS` at a time.
