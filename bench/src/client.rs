@@ -59,14 +59,15 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client for the gateway at `addr`; keys are filled by [`Api::create_app`].
-    pub fn new(addr: SocketAddr, admin_key: &str) -> BenchResult<Self> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("building the HTTP client")?;
+    /// A client for the gateway at `addr`, over HTTP/1.1 or, with `h2c`,
+    /// HTTP/2 without TLS (prior knowledge); keys are filled by [`Api::create_app`].
+    pub fn new(addr: SocketAddr, admin_key: &str, h2c: bool) -> BenchResult<Self> {
+        let mut builder =
+            reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).timeout(Duration::from_secs(60));
+        if h2c {
+            builder = builder.http2_prior_knowledge();
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Self {
             http,
             base: format!("http://{addr}"),

@@ -34,12 +34,13 @@ impl Env {
         postgres: &str,
         mock: &Mock,
         webhook: Option<&Receiver>,
+        h2c: bool,
     ) -> BenchResult<Self> {
         let store_dir = dir.join(kind.as_str());
         std::fs::create_dir_all(&store_dir).map_err(|e| crate::BenchError::caused("creating a store directory", e))?;
         let mut db = Database::new(kind, &store_dir, postgres);
         db.create().await?;
-        let result = Self::start_gateway(kind, exe, &store_dir, mock, &db, webhook).await;
+        let result = Self::start_gateway(kind, exe, &store_dir, mock, &db, webhook, h2c).await;
         match result {
             Ok((api, gateway)) => Ok(Self { kind, api, gateway, db }),
             Err(e) => {
@@ -56,10 +57,11 @@ impl Env {
         mock: &Mock,
         db: &Database,
         webhook: Option<&Receiver>,
+        h2c: bool,
     ) -> BenchResult<(Api, Proc)> {
         let admin_key = format!("pgadm_{}", Alphanumeric.sample_string(&mut rand::thread_rng(), 32));
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let mut api = Api::new(listen, &admin_key)?;
+        let mut api = Api::new(listen, &admin_key, h2c)?;
         let spec = GatewaySpec {
             exe,
             dir,

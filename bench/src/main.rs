@@ -103,6 +103,11 @@ pub struct BenchArgs {
     /// notification.completed; fan-out lines then count its calls and items.
     #[arg(long)]
     webhook: bool,
+    /// Talk to the gateway's API over HTTP/2 cleartext (h2c, prior
+    /// knowledge): concurrent requests share connections instead of one
+    /// HTTP/1.1 connection each.
+    #[arg(long)]
+    api_h2c: bool,
 }
 
 /// `--identity`.
@@ -233,6 +238,7 @@ struct Plan {
     network: Network,
     dead_percent: u8,
     webhook: bool,
+    api_h2c: bool,
 }
 
 impl Plan {
@@ -268,6 +274,7 @@ impl Plan {
             network: Network { latency_ms: args.mock_latency_ms, max_streams: args.mock_max_streams },
             dead_percent: args.dead_percent,
             webhook: args.webhook,
+            api_h2c: args.api_h2c,
         }
     }
 
@@ -320,13 +327,14 @@ async fn run(plan: Plan) -> BenchResult<()> {
     }
     let mut sockets_done = false;
     for &kind in &plan.stores {
-        let mut env = match Env::start(kind, &exe, dir.path(), &plan.postgres, &mock, receiver.as_ref()).await {
-            Ok(env) => env,
-            Err(e) => {
-                report::skipped("setup", Some(kind), e);
-                continue;
-            }
-        };
+        let mut env =
+            match Env::start(kind, &exe, dir.path(), &plan.postgres, &mock, receiver.as_ref(), plan.api_h2c).await {
+                Ok(env) => env,
+                Err(e) => {
+                    report::skipped("setup", Some(kind), e);
+                    continue;
+                }
+            };
         if plan.identity == Identity::Open {
             if let Err(e) = env.api.open_identity().await {
                 report::failed("setup", Some(kind), e);
@@ -440,6 +448,7 @@ fn machine_line(plan: &Plan, mock: &Mock, nofile: Option<u64>) {
         .set("stand_ins", mock.mode())
         .set("stand_ins_latency_ms", plan.network.latency_ms)
         .set("stand_ins_max_streams", plan.network.max_streams)
+        .set("api_http", if plan.api_h2c { "h2c" } else { "http/1.1" })
         .set("nofile_limit", nofile)
         .set("date", chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .emit();
