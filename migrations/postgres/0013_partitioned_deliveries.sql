@@ -23,14 +23,17 @@ BEGIN
             BEGIN
                 EXECUTE format('CREATE TABLE %I PARTITION OF deliveries FOR VALUES FROM (%s) TO (%s)',
                     name, start_ms, start_ms + day_ms);
-            EXCEPTION WHEN check_violation THEN
+                created := created + 1;
+            EXCEPTION WHEN duplicate_table THEN
+                NULL; -- another instance made it meanwhile
+            WHEN check_violation THEN
                 EXECUTE format('CREATE TABLE %I (LIKE deliveries INCLUDING DEFAULTS)', name);
                 EXECUTE format('WITH moved AS (DELETE FROM deliveries_default WHERE created_at >= %s AND created_at < %s '
                     'RETURNING *) INSERT INTO %I SELECT * FROM moved', start_ms, start_ms + day_ms, name);
                 EXECUTE format('ALTER TABLE deliveries ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
                     name, start_ms, start_ms + day_ms);
+                created := created + 1;
             END;
-            created := created + 1;
         END IF;
         start_ms := start_ms + day_ms;
     END LOOP;

@@ -39,7 +39,7 @@ pub use fanout::{FanoutCommit, FanoutDevice, FanoutJob, NewDeliveryRow};
 pub use groups::GroupRow;
 pub use keys::{generate_key, hash_key, KeyKind, KeyRow};
 pub use notifications::{Accepted, Created, DeliveryResult, NewNotification, NotificationRow, Providers};
-pub use partitions::{day_start, DAY_MS};
+pub use partitions::day_start;
 pub use provider_tokens::{ProviderTokenKey, ProviderTokenRow};
 pub use registrations::Registration;
 pub use socket::{ClientPresence, SocketTarget, StoredSocketMessage};

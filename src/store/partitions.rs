@@ -8,7 +8,7 @@ use super::sql::Pool;
 use super::{Store, StoreResult};
 
 /// A day in ms: the span of one partition.
-pub const DAY_MS: i64 = 24 * 3600 * 1000;
+const DAY_MS: i64 = 24 * 3600 * 1000;
 /// Days of partitions made from today on: inserts of a day find its partition
 /// made a day or two before, whatever a round of chores missed.
 const DAYS_AHEAD: i32 = 3;
