@@ -1,7 +1,8 @@
 //! The pipeline's periodic chores, in a task of their own beside the
 //! fan-out and the workers: every poll interval, due scheduled
 //! notifications become `queued` and finished ones `completed` (the sweep
-//! behind the workers' own completion); every hour, old idempotency keys
+//! behind the workers' own completion); every hour, the delivery log's
+//! coming days get their partitions (Postgres), and old idempotency keys
 //! and (retention) old delivery logs go.
 
 use std::sync::Arc;
@@ -53,6 +54,14 @@ async fn round(
     }
     if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
         *last_prune = Some(Instant::now());
+        // Before retention, and not behind it: a failure here must not stop
+        // old logs going, nor theirs stop tomorrow's partition being made
+        // (inserts never fail without one; they land in the default partition).
+        match store.make_delivery_partitions(now).await {
+            Ok(made) if made > 0 => tracing::info!(days = made, "delivery log partitions made"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "making delivery log partitions failed; retrying next hour"),
+        }
         store.prune_idempotency_keys(now).await?;
         retention::run(store, now - retention_ms, cancel).await?;
     }

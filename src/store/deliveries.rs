@@ -263,7 +263,7 @@ impl Store {
         let sql = format!(
             "UPDATE deliveries SET lease_until = $2, next_attempt_at = $2, lease_owner = $4, \
              attempts = attempts + CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END \
-             WHERE id IN (SELECT id FROM deliveries \
+             WHERE (id, created_at) IN (SELECT id, created_at FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
              RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
         );

@@ -523,7 +523,9 @@ impl Store {
     /// statements keep locks and the SQLite writer short.
     pub async fn prune_notification(&self, id: &str, batch: i64) -> StoreResult<bool> {
         let removed = on_pool!(self.pool(), p => sqlx::query(
-            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE notification_id = $1 LIMIT $2)"
+            // With `created_at` the partitioned log (Postgres) finds each row in its day's partition only.
+            "DELETE FROM deliveries WHERE (id, created_at) IN \
+             (SELECT id, created_at FROM deliveries WHERE notification_id = $1 LIMIT $2)"
         ).bind(id).bind(batch).execute(p).await?.rows_affected());
         if removed as i64 >= batch {
             return Ok(false);

@@ -57,3 +57,63 @@ async fn retention_removes_old_rows_only(db: Db) {
 }
 
 crate::store_tests!(retention_removes_old_rows_only);
+
+/// On Postgres the log is partitioned by UTC day: a day past the retention
+/// age goes whole (its partition dropped), and a newer day's rows stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_a_day_partition_on_postgres() {
+    if !crate::helpers::postgres_available().await {
+        return;
+    }
+    let (app, _mock, keys) = pipeline::start(Db::Postgres, |_| {}).await;
+    let key = keys.server_key.clone();
+    for n in 0..3 {
+        register(&app, &keys, "ios", &ios_token("b2e", n), None, &["r"]).await;
+    }
+    let mut ids = Vec::new();
+    for title in ["old", "new"] {
+        let (status, res) =
+            app.post("/v1/groups/r/notifications?wait=true", &key, json!({"notification": {"title": title}})).await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+        ids.push(res["id"].as_str().expect("id").to_string());
+    }
+    let (old, new) = (&ids[0], &ids[1]);
+
+    // Move the first notification and its deliveries 40 days back: the
+    // deliveries into that day's partition, made as the chores make them.
+    let aged = now_ms() - 40 * DAY_MS;
+    let day = format!("deliveries_{}", chrono::DateTime::from_timestamp_millis(aged).expect("a time").format("%Y%m%d"));
+    let store = Store::connect(&app.config.database_url).await.expect("store");
+    assert!(store.make_delivery_partitions(aged).await.expect("partitions") >= 1);
+    let pool = sqlx::PgPool::connect(&app.config.database_url).await.expect("postgres");
+    let moved = sqlx::query("UPDATE deliveries SET created_at = $1 WHERE notification_id = $2")
+        .bind(aged)
+        .bind(old)
+        .execute(&pool)
+        .await
+        .expect("age deliveries")
+        .rows_affected();
+    assert_eq!(moved, 3);
+    sqlx::query("UPDATE notifications SET completed_at = $1, created_at = $1 WHERE id = $2")
+        .bind(aged)
+        .bind(old)
+        .execute(&pool)
+        .await
+        .expect("age notification");
+    let in_day: i64 =
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM \"{day}\"")).fetch_one(&pool).await.expect("count");
+    assert_eq!(in_day, 3, "the aged deliveries are in their day's partition");
+
+    let removed = retention::run(&store, now_ms() - 30 * DAY_MS, &CancellationToken::new()).await.expect("retention");
+    assert_eq!(removed, 1);
+
+    let gone: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass($1)::text").bind(&day).fetch_one(&pool).await.expect("regclass");
+    assert_eq!(gone, None, "the old day's partition is dropped");
+    let (status, _) = app.get(&format!("/v1/notifications/{old}"), &key).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the old notification is gone");
+    assert!(pipeline::deliveries(&app, &key, &format!("notification_id={old}")).await.is_empty());
+    let (status, kept) = app.get(&format!("/v1/notifications/{new}"), &key).await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(pipeline::deliveries(&app, &key, &format!("notification_id={new}")).await.len(), 3);
+}
