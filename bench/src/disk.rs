@@ -44,11 +44,11 @@ struct Usage {
 /// notification, and rows per app, minute and outcome.
 const PG_VACUUM: &str = "VACUUM (ANALYZE) deliveries, notifications, notification_counts, delivery_stats";
 /// The log's sizes are summed over its partitions (a partitioned table has
-/// no storage of its own; an unpartitioned one is its own only member).
+/// no storage of its own; an unpartitioned one has no tree).
 const PG_USAGE: &str = "SELECT \
-     (SELECT SUM(pg_relation_size(relid))::bigint FROM pg_partition_tree('deliveries')), \
-     (SELECT SUM(pg_indexes_size(relid))::bigint FROM pg_partition_tree('deliveries')), \
-     (SELECT SUM(pg_total_relation_size(relid))::bigint FROM pg_partition_tree('deliveries')), \
+     COALESCE((SELECT SUM(pg_relation_size(relid))::bigint FROM pg_partition_tree('deliveries')), pg_relation_size('deliveries')), \
+     COALESCE((SELECT SUM(pg_indexes_size(relid))::bigint FROM pg_partition_tree('deliveries')), pg_indexes_size('deliveries')), \
+     COALESCE((SELECT SUM(pg_total_relation_size(relid))::bigint FROM pg_partition_tree('deliveries')), pg_total_relation_size('deliveries')), \
      pg_total_relation_size('notifications'), \
      pg_total_relation_size('notification_counts'), pg_total_relation_size('delivery_stats'), \
      (SELECT count(*) FROM deliveries), (SELECT count(*) FROM notifications), \
