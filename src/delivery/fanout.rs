@@ -255,6 +255,7 @@ async fn send_batch(
             }),
             Ok(platform) => jobs.push(Job {
                 delivery_id: 0,
+                created_at: 0,
                 app_id: ctx.app_id.clone(),
                 app_version: ctx.app_version,
                 platform,
@@ -265,7 +266,7 @@ async fn send_batch(
                 notification: n.clone(),
             }),
             Err(unsent) => rows.push(NewDeliveryRow {
-                update: unsent.update(0, &device.platform, now),
+                update: unsent.update((0, 0), &device.platform, now),
                 device_id: device.id,
                 platform_name: device.platform,
                 token: device.token,

@@ -33,8 +33,9 @@ pub(super) enum Unsent {
 }
 
 impl Unsent {
-    /// The final update of delivery `id` (0 for a row not yet created) to `platform`.
-    pub(super) fn update(self, id: i64, platform: &str, now: i64) -> DeliveryUpdate {
+    /// The final update of the delivery keyed `(id, created_at)` (zeros
+    /// for a row not yet created) to `platform`.
+    pub(super) fn update(self, (id, created_at): (i64, i64), platform: &str, now: i64) -> DeliveryUpdate {
         let (status, reason) = match self {
             Self::UnknownPlatform => (DeliveryStatus::Failed, Some("unknown platform")),
             Self::NoProvider => (DeliveryStatus::Failed, Some(NO_PROVIDER)),
@@ -44,6 +45,7 @@ impl Unsent {
         };
         DeliveryUpdate {
             id,
+            created_at,
             platform: platform_name(platform),
             status,
             inc: 0,
@@ -83,6 +85,7 @@ pub(super) fn sendable(
 pub(super) fn scheduled(platform: Platform, at: i64) -> DeliveryUpdate {
     DeliveryUpdate {
         id: 0,
+        created_at: 0,
         platform: platform.as_str(),
         status: DeliveryStatus::Pending,
         inc: 0,
@@ -109,7 +112,7 @@ pub(super) fn decided(job: &Job, decision: Decision, latency_ms: u64) -> (Delive
         }),
         _ => None,
     };
-    (update_for(job.delivery_id, job.platform.as_str(), decision, now_ms(), latency_ms), dead)
+    (update_for((job.delivery_id, job.created_at), job.platform.as_str(), decision, now_ms(), latency_ms), dead)
 }
 
 /// Writes results with `write`, retrying a failing store for a while with
@@ -169,8 +172,14 @@ fn platform_name(platform: &str) -> &'static str {
     Platform::parse(platform).map_or("unknown", Platform::as_str)
 }
 
-fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64, latency_ms: u64) -> DeliveryUpdate {
-    let update = update_of(id, platform, decision, now);
+fn update_for(
+    key: (i64, i64),
+    platform: &'static str,
+    decision: Decision,
+    now: i64,
+    latency_ms: u64,
+) -> DeliveryUpdate {
+    let update = update_of(key, platform, decision, now);
     let attempt = serde_json::json!({
         "at": Timestamp(now),
         "provider_status": update.provider_status,
@@ -181,10 +190,11 @@ fn update_for(id: i64, platform: &'static str, decision: Decision, now: i64, lat
 }
 
 /// The update of `decision`, without its attempt.
-fn update_of(id: i64, platform: &'static str, decision: Decision, now: i64) -> DeliveryUpdate {
+fn update_of((id, created_at): (i64, i64), platform: &'static str, decision: Decision, now: i64) -> DeliveryUpdate {
     let status_of = |s: Option<u16>| s.map(i32::from);
     let base = DeliveryUpdate {
         id,
+        created_at,
         platform,
         status: DeliveryStatus::Failed,
         inc: 1,
@@ -244,15 +254,15 @@ mod tests {
 
     #[test]
     fn unsent_deliveries_get_their_final_state_without_an_attempt() {
-        let update = Unsent::NoProvider.update(7, "android", 5);
-        assert_eq!((update.id, update.status, update.inc, update.platform), (7, DeliveryStatus::Failed, 0, "android"));
+        let update = Unsent::NoProvider.update((7, 3), "android", 5);
+        assert_eq!((update.id, update.created_at, update.status, update.inc), (7, 3, DeliveryStatus::Failed, 0));
         assert_eq!(update.reason.as_deref(), Some(NO_PROVIDER));
-        let update = Unsent::UnknownPlatform.update(0, "huawei", 5);
+        let update = Unsent::UnknownPlatform.update((0, 0), "huawei", 5);
         assert_eq!(
             (update.status, update.platform, update.reason.as_deref()),
             (DeliveryStatus::Failed, "unknown", Some("unknown platform"))
         );
-        assert_eq!(Unsent::Expired.update(1, "ios", 5).status, DeliveryStatus::Expired);
-        assert_eq!(Unsent::Cancelled.update(1, "ios", 5).status, DeliveryStatus::Cancelled);
+        assert_eq!(Unsent::Expired.update((1, 1), "ios", 5).status, DeliveryStatus::Expired);
+        assert_eq!(Unsent::Cancelled.update((1, 1), "ios", 5).status, DeliveryStatus::Cancelled);
     }
 }

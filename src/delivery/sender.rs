@@ -82,6 +82,8 @@ impl Prepared {
 pub struct Job {
     /// Delivery id.
     pub delivery_id: i64,
+    /// Its row's `created_at`: with the id, its key in the log (0 before the row exists).
+    pub created_at: i64,
     /// Its app.
     pub app_id: String,
     /// The app's `updated_at`: its credentials' version.

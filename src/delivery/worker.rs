@@ -335,11 +335,11 @@ impl Worker {
         let mut updates = Vec::new();
         for row in rows {
             let Some(notification) = live.get(&row.notification_id) else {
-                updates.push(Unsent::Cancelled.update(row.id, &row.platform, now));
+                updates.push(Unsent::Cancelled.update((row.id, row.created_at), &row.platform, now));
                 continue;
             };
             let Some(&app_version) = versions.get(&row.app_id) else {
-                updates.push(Unsent::AppGone.update(row.id, &row.platform, now));
+                updates.push(Unsent::AppGone.update((row.id, row.created_at), &row.platform, now));
                 continue;
             };
             if let Some(job) = job_for(row, notification, app_version, now, &mut updates) {
@@ -427,12 +427,13 @@ fn job_for(
     let platform = match record::sendable(&row.platform, None, notification, row.attempts, now) {
         Ok(platform) => platform,
         Err(unsent) => {
-            updates.push(unsent.update(row.id, &row.platform, now));
+            updates.push(unsent.update((row.id, row.created_at), &row.platform, now));
             return None;
         }
     };
     Some(Job {
         delivery_id: row.id,
+        created_at: row.created_at,
         app_id: row.app_id,
         app_version,
         platform,

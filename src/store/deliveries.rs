@@ -28,6 +28,9 @@ pub struct ClaimedDelivery {
     pub environment: Option<String>,
     /// `Pending`; a delivery born `Failed` (no provider) is never sent.
     pub status: DeliveryStatus,
+    /// When the row was created (ms): with `id`, its key in the day
+    /// partitions of the log, so a result's update touches one partition.
+    pub created_at: i64,
 }
 
 /// The result of one attempt, written back in batches.
@@ -35,6 +38,9 @@ pub struct ClaimedDelivery {
 pub struct DeliveryUpdate {
     /// Delivery id.
     pub id: i64,
+    /// Its row's `created_at` (see [`ClaimedDelivery::created_at`]); 0 for
+    /// a row not yet created.
+    pub created_at: i64,
     /// New status (`Pending` for a retry).
     #[serde(rename = "next_status")]
     pub status: DeliveryStatus,
@@ -265,7 +271,7 @@ impl Store {
              attempts = attempts + CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END \
              WHERE (id, created_at) IN (SELECT id, created_at FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 {lock}) \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status, created_at"
         );
         Ok(on_pool!(self.pool(), p => sqlx::query_as::<_, ClaimedDelivery>(&sql)
             .bind(now).bind(lease_until).bind(limit).bind(self.owner()).fetch_all(p).await?))
@@ -319,7 +325,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<Vec<String>> {
         let d = self.dialect();
-        let results = d.json_records(1, &[&[("id", "bigint")], RESULT_COLUMNS].concat());
+        let results = d.json_records(1, &[&[("id", "bigint"), ("created_at", "bigint")], RESULT_COLUMNS].concat());
         let append = append_attempt("d.attempts_log");
         // What the update returns: SQLite's RETURNING reads only the updated
         // table, unqualified; Postgres needs `d.` where `v` has the same name.
@@ -330,7 +336,8 @@ impl Store {
                  provider_status = COALESCE(v.provider_status, d.provider_status), reason = v.reason, \
                  provider_message_id = v.provider_message_id, delivered_at = v.delivered_at, updated_at = $2, \
                  attempts_log = {append} \
-                 FROM {results} WHERE d.id = v.id AND d.status = 'pending' RETURNING {returning}"
+                 FROM {results} WHERE d.id = v.id AND d.created_at = v.created_at AND d.status = 'pending' \
+                 RETURNING {returning}"
             )
         };
         let updates_json = serde_json::to_string(updates)?;

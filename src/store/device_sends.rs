@@ -154,7 +154,7 @@ impl Store {
              attempts, next_attempt_at, lease_until, lease_owner, created_at, updated_at) \
              SELECT v.app_id, v.notification_id, v.device_id, v.platform, v.token, v.environment, 'pending', 0, \
              v.next_attempt_at, v.lease_until, v.lease_owner, $2, $2 FROM {deliveries} \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status"
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status, created_at"
         );
 
         let device_ids = serde_json::to_string(&device_ids)?;

@@ -276,7 +276,7 @@ impl ExplicitSql {
              attempts, next_attempt_at, lease_until, lease_owner, created_at, updated_at) \
              SELECT $1, $2, {device_id}, d.platform, d.token, {environment}, {}, 0, $5, $8, \
              CASE WHEN $8 IS NULL THEN NULL ELSE $10 END, $6, $6 {from} AND {active} \
-             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status",
+             RETURNING id, app_id, notification_id, device_id, platform, token, attempts, environment, status, created_at",
             initial_status("d.platform", 3, 4, 9),
         );
         let count_devices = format!("SELECT COUNT(*) FROM devices WHERE app_id = $1 AND {}", d.in_strings("id", 2));

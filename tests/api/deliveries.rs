@@ -115,6 +115,7 @@ async fn fanout_of_a_crashed_gateway_is_resumed(db: Db) {
                 environment: x.environment.clone(),
                 update: DeliveryUpdate {
                     id: 0,
+                    created_at: 0,
                     status: DeliveryStatus::Delivered,
                     inc: 1,
                     next_attempt_at: now,
@@ -317,6 +318,7 @@ async fn a_late_batch_after_a_takeover_adds_no_duplicates(db: Db) {
                 environment: x.environment.clone(),
                 update: DeliveryUpdate {
                     id: 0,
+                    created_at: 0,
                     status: DeliveryStatus::Delivered,
                     inc: 1,
                     next_attempt_at: later,
