@@ -100,6 +100,7 @@ pub async fn run(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<()> {
     let count = sends - 1;
     let meter = Meter::start(env.gateway.pid())?;
     let shares = Shares::start(mock.pid(), env.db.postgres_name());
+    let since_ms = crate::disk::now_ms();
     let start = Instant::now();
     let tally = fire(&env.api, first + 1, count).await;
     let accept_s = start.elapsed().as_secs_f64();
@@ -125,11 +126,11 @@ pub async fn run(env: &mut Env, mock: &Mock, sends: u64) -> BenchResult<()> {
         .num("gateway_cpu_s", usage.cpu_s, 2);
     let first_error = lock(&tally.first_error).clone().map_or(Value::Null, Value::String);
     let first_refusal = lock(&tally.first_refusal).clone().unwrap_or(Value::Null);
-    shares
+    let line = shares
         .finish_per_push(line, env.kind, "postgres_cpu_us_per_send", count)
         .set("first_error", first_error)
-        .set("first_refusal", first_refusal)
-        .emit();
+        .set("first_refusal", first_refusal);
+    crate::disk::add(&env.db, since_ms, line).await.emit();
     Ok(())
 }
 

@@ -35,9 +35,11 @@ async fn one(env: &mut Env, registry: u64, ceiling: Option<f64>, stand_ins: Opti
     let group_path = format!("/v1/groups/{group}/notifications");
     for (target, path, body) in [("group", group_path.as_str(), &by_group), ("tag", "/v1/notifications", &by_tag)] {
         let send = Send { bench: BENCH, path, body, devices: segment };
+        let since_ms = crate::disk::now_ms();
         match measure(env, &send, ceiling, stand_ins).await? {
             Measured::Done { line, .. } => {
-                line.set("target", target).set("registry", registry).num("seed_s", seed_s, 2).emit();
+                let line = line.set("target", target).set("registry", registry).num("seed_s", seed_s, 2);
+                crate::disk::add(&env.db, since_ms, line).await.emit();
             }
             Measured::Missing(why) => {
                 report::skipped(BENCH, Some(env.kind), why);

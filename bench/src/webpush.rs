@@ -43,11 +43,13 @@ async fn one(env: &mut Env, mock: &Mock, n: u64) -> BenchResult<()> {
     let before = mock.web_push_delivered().await?;
     let body = json!({"notification": {"title": "Bench", "body": "web push"}});
     let send = Send { bench: BENCH, path: &format!("/v1/groups/{group}/notifications"), body: &body, devices: n };
+    let since_ms = crate::disk::now_ms();
     // The stand-ins' ceiling is measured on their APNs endpoint: not a Web Push figure.
     match measure(env, &send, None, mock.pid()).await? {
         Measured::Done { line, .. } => {
             let decrypted = mock.web_push_delivered().await?.saturating_sub(before);
-            line.set("stand_in_decrypted", decrypted).num("seed_s", seed_s, 2).emit();
+            let line = line.set("stand_in_decrypted", decrypted).num("seed_s", seed_s, 2);
+            crate::disk::add(&env.db, since_ms, line).await.emit();
         }
         Measured::Missing(why) => report::skipped(BENCH, kind, why),
     }
