@@ -551,7 +551,37 @@ async fn events_pending_at_a_crash_are_delivered_after_it(db: Db) {
     assert_eq!(of_type(&bodies, "webhook.test").len(), 3);
 }
 
+/// Single sends complete with the counts of their one delivery, delivered
+/// or failed, in the event and in the notification read after it.
+async fn single_sends_complete_with_their_counts(db: Db) {
+    let (app, _mock, keys) = pipeline::start(db, quick).await;
+    let receiver = Receiver::start().await;
+    subscribe(&app, &keys, &receiver.url, &["notification.completed"]).await;
+    let mut sent = Vec::new();
+    for (token, counts) in [
+        ("live-single", json!({"targeted": 1, "delivered": 1, "failed": 0, "expired": 0, "cancelled": 0})),
+        ("dead-single", json!({"targeted": 1, "delivered": 0, "failed": 1, "expired": 0, "cancelled": 0})),
+    ] {
+        let device = register(&app, &keys, "android", token, None, &[]).await;
+        let path = format!("/v1/devices/{device}/notifications");
+        let (status, res) = app.post(&path, &keys.server_key, json!({"notification": {"title": "one"}})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+        sent.push((res["id"].as_str().expect("id").to_string(), counts));
+    }
+    let bodies = receiver.wait_for("both completions", |b| of_type(b, "notification.completed").len() == 2).await;
+    for (id, counts) in &sent {
+        let event = of_type(&bodies, "notification.completed").into_iter().find(|e| e["data"]["id"] == id.as_str());
+        let event = event.unwrap_or_else(|| panic!("no completion of {id}: {bodies:#?}"));
+        assert_eq!(&event["data"]["counts"], counts, "{event}");
+        let read = wait_final(&app, &keys, id).await;
+        let mut read_counts = read["counts"].clone();
+        read_counts.as_object_mut().expect("counts").remove("pending");
+        assert_eq!(&read_counts, counts, "{read}");
+    }
+}
+
 crate::store_tests!(
+    single_sends_complete_with_their_counts,
     every_event_comes_signed_from_its_real_trigger,
     failures_are_retried_on_schedule_and_listed,
     a_webhook_failing_too_long_is_disabled_until_enabled,
