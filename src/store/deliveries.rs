@@ -312,13 +312,6 @@ impl Store {
     /// them meanwhile), and only those are counted. Returns the
     /// notifications completed.
     ///
-    /// A notification of one delivery (a single send) gets the counts of
-    /// that delivery's final result on its own row as it completes, not in
-    /// a `notification_counts` row: one tuple and index entry less per
-    /// single send. It is locked first (`lone`), so a cancel racing the
-    /// result either comes before (the result is then counted as any
-    /// other) or waits for this statement.
-    ///
     /// On Postgres this is one statement, whose steps pass rows along as
     /// CTEs, so a batch costs one round trip instead of six (`BEGIN`, four
     /// statements, `COMMIT`): the send profile had the gateway's socket work
@@ -359,23 +352,14 @@ impl Store {
                      COUNT(*) FILTER (WHERE status = 'expired') AS expired, \
                      COUNT(*) FILTER (WHERE status = 'cancelled') AS cancelled FROM changed \
                      WHERE status IN ('delivered', 'failed', 'expired', 'cancelled') GROUP BY notification_id), \
-                     lone AS (SELECT n.id FROM notifications n JOIN tally t ON t.notification_id = n.id \
-                     WHERE n.targeted = 1 AND n.fanout_done = TRUE AND n.status IN ('queued', 'sending') \
-                     AND n.delivered + n.failed + n.expired + n.cancelled = 0 FOR UPDATE OF n), \
                      counted AS (INSERT INTO notification_counts (notification_id, delivered, failed, expired, cancelled) \
-                     SELECT notification_id, delivered, failed, expired, cancelled FROM tally \
-                     WHERE notification_id NOT IN (SELECT id FROM lone) ORDER BY notification_id \
+                     SELECT notification_id, delivered, failed, expired, cancelled FROM tally ORDER BY notification_id \
                      ON CONFLICT (notification_id) DO UPDATE SET delivered = notification_counts.delivered + excluded.delivered, \
                      failed = notification_counts.failed + excluded.failed, expired = notification_counts.expired + excluded.expired, \
                      cancelled = notification_counts.cancelled + excluded.cancelled \
                      RETURNING notification_id, delivered + failed + expired + cancelled AS done), \
-                     finished AS (SELECT notification_id, done, 0 AS delivered, 0 AS failed, 0 AS expired, 0 AS cancelled \
-                     FROM counted UNION ALL SELECT t.notification_id, t.delivered + t.failed + t.expired + t.cancelled, \
-                     t.delivered, t.failed, t.expired, t.cancelled FROM tally t JOIN lone l ON l.id = t.notification_id), \
                      dead AS ({deactivate}), stats AS ({stats}) \
-                     UPDATE notifications AS n SET status = 'completed', completed_at = $2, updated_at = $2, \
-                     delivered = n.delivered + c.delivered, failed = n.failed + c.failed, expired = n.expired + c.expired, \
-                     cancelled = n.cancelled + c.cancelled FROM finished c \
+                     UPDATE notifications AS n SET status = 'completed', completed_at = $2, updated_at = $2 FROM counted c \
                      WHERE n.id = c.notification_id AND n.status IN ('queued', 'sending') AND n.fanout_done = TRUE \
                      AND n.delivered + n.failed + n.expired + n.cancelled + c.done >= n.targeted RETURNING n.id",
                     update = update_deliveries("d.notification_id, d.status, d.app_id, d.reason"),
