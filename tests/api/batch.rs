@@ -101,4 +101,28 @@ async fn a_malformed_batch_is_refused_whole(db: Db) {
     assert_eq!(mock.handle.attempts("batch-never"), 0, "nothing of a refused batch was sent");
 }
 
-crate::store_tests!(each_send_of_a_batch_gets_its_own_answer, a_malformed_batch_is_refused_whole);
+/// A full batch of sends that each take their own transaction (group
+/// targets) is accepted whole: the pool is shared, not exhausted.
+async fn a_full_batch_of_group_sends_is_accepted(db: Db) {
+    let (app, mock, keys) = pipeline::start(db, |_| {}).await;
+    register(&app, &keys, "android", "batch-full", None, &["one"]).await;
+    let send = json!({"to": {"group": "one"}, "notification": {"title": "many"}});
+    let batch = json!({"notifications": vec![send; 1000]});
+    let (status, body) = app.post("/v1/notifications/batch", &keys.server_key, batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first_refusal = results(&body).iter().find(|r| r.get("error").is_some());
+    assert_eq!(body["accepted"], 1000, "first refusal: {first_refusal:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mock.handle.delivered_count("batch-full") < 1000 {
+        assert!(std::time::Instant::now() < deadline, "delivered {}", mock.handle.delivered_count("batch-full"));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(mock.handle.delivered_count("batch-full"), 1000, "each send once");
+}
+
+crate::store_tests!(
+    each_send_of_a_batch_gets_its_own_answer,
+    a_malformed_batch_is_refused_whole,
+    a_full_batch_of_group_sends_is_accepted,
+);
