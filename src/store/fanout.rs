@@ -170,10 +170,9 @@ impl Store {
                     .bind(step.lease_until)
             };
         }
-        // The rows: `$app` app, `$id` notification, `$rows` JSON records, `$now`.
-        let insert = |app: usize, id: usize, rows: usize, now: usize| {
-            let device = [("device_id", "text"), ("platform", "text"), ("token", "text"), ("environment", "text")];
-            let records = d.json_records(rows, &[&device[..], RESULT_COLUMNS].concat());
+        // The rows: `$app` app, `$id` notification, `records` (the rows'
+        // table), `$now`.
+        let insert = |app: usize, id: usize, records: &str, now: usize| {
             format!(
                 "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, \
                  attempts, next_attempt_at, provider_status, reason, provider_message_id, created_at, updated_at, \
@@ -190,7 +189,6 @@ impl Store {
             rows.iter().map(|r| (job.app_id.as_str(), r.update.status, r.update.reason.as_deref(), 1)),
         );
         let counted = serde_json::to_string(&counted)?;
-        let rows_json = serde_json::to_string(rows)?;
         let dead_json = serde_json::to_string(dead)?;
         Ok(match self.pool() {
             Pool::Postgres(p) => {
@@ -206,18 +204,30 @@ impl Store {
                 let sql = format!(
                     "WITH moved AS ({advance} RETURNING 1), rows AS ({rows} WHERE {keep}), counted AS ({count}), \
                      dead AS ({deactivate}), stats AS ({stats}) SELECT COUNT(*) FROM moved",
-                    rows = insert(8, 1, 9, 5),
+                    rows = insert(8, 1, RowArrays::UNNEST, 5),
                     count = shared.count_if(keep),
                     deactivate = shared.deactivate,
                     stats = stats::count_sql(&d, 13, keep),
                 );
+                let arrays = RowArrays::of(rows);
                 let moved: i64 = bind_advance!(sqlx::query_scalar(&sql))
                     .bind(&job.app_id)
-                    .bind(&rows_json)
+                    .bind(&arrays.device_id)
                     .bind(&tallies)
                     .bind(&dead_json)
                     .bind(self.owner())
                     .bind(&counted)
+                    .bind(&arrays.platform)
+                    .bind(&arrays.token)
+                    .bind(&arrays.environment)
+                    .bind(&arrays.next_status)
+                    .bind(&arrays.inc)
+                    .bind(&arrays.next_attempt_at)
+                    .bind(&arrays.provider_status)
+                    .bind(&arrays.reason)
+                    .bind(&arrays.provider_message_id)
+                    .bind(&arrays.delivered_at)
+                    .bind(&arrays.attempt)
                     .fetch_one(p)
                     .await?;
                 moved == 1
@@ -236,10 +246,13 @@ impl Store {
                     .await?
                     .unwrap_or(false);
                 if keep && !rows.is_empty() {
-                    sqlx::query(&insert(1, 2, 3, 4))
+                    let device =
+                        [("device_id", "text"), ("platform", "text"), ("token", "text"), ("environment", "text")];
+                    let records = d.json_records(3, &[&device[..], RESULT_COLUMNS].concat());
+                    sqlx::query(&insert(1, 2, &records, 4))
                         .bind(&job.app_id)
                         .bind(&job.id)
-                        .bind(&rows_json)
+                        .bind(serde_json::to_string(rows)?)
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
@@ -260,5 +273,67 @@ impl Store {
         on_pool!(self.pool(), p => sqlx::query("UPDATE notifications SET fanout_lease_until = NULL WHERE id = $1")
             .bind(id).execute(p).await?.rows_affected());
         Ok(())
+    }
+}
+
+/// A fan-out batch's rows as one array per column, for Postgres' `UNNEST`:
+/// binary arrays cost Postgres less to read than JSON records (500-row
+/// inserts of the log, psql: 706-777 ms per 100k rows against 1,058-1,170 ms
+/// from `json_to_recordset`).
+struct RowArrays {
+    device_id: Vec<String>,
+    platform: Vec<String>,
+    token: Vec<String>,
+    environment: Vec<Option<String>>,
+    next_status: Vec<&'static str>,
+    inc: Vec<i32>,
+    next_attempt_at: Vec<i64>,
+    provider_status: Vec<Option<i32>>,
+    reason: Vec<Option<String>>,
+    provider_message_id: Vec<Option<String>>,
+    delivered_at: Vec<Option<i64>>,
+    attempt: Vec<Option<String>>,
+}
+
+impl RowArrays {
+    /// The rows' table in the fan-out commit: `device_id` is `$9`, the
+    /// other columns follow the commit's own parameters from `$14`.
+    const UNNEST: &'static str = "UNNEST($9::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int[], \
+         $19::bigint[], $20::int[], $21::text[], $22::text[], $23::bigint[], $24::text[]) \
+         AS v(device_id, platform, token, environment, next_status, inc, next_attempt_at, provider_status, reason, \
+         provider_message_id, delivered_at, attempt)";
+
+    fn of(rows: &[NewDeliveryRow]) -> Self {
+        let n = rows.len();
+        let mut a = Self {
+            device_id: Vec::with_capacity(n),
+            platform: Vec::with_capacity(n),
+            token: Vec::with_capacity(n),
+            environment: Vec::with_capacity(n),
+            next_status: Vec::with_capacity(n),
+            inc: Vec::with_capacity(n),
+            next_attempt_at: Vec::with_capacity(n),
+            provider_status: Vec::with_capacity(n),
+            reason: Vec::with_capacity(n),
+            provider_message_id: Vec::with_capacity(n),
+            delivered_at: Vec::with_capacity(n),
+            attempt: Vec::with_capacity(n),
+        };
+        for r in rows {
+            let u = &r.update;
+            a.device_id.push(r.device_id.clone());
+            a.platform.push(r.platform_name.clone());
+            a.token.push(r.token.clone());
+            a.environment.push(r.environment.clone());
+            a.next_status.push(u.status.as_str());
+            a.inc.push(u.inc);
+            a.next_attempt_at.push(u.next_attempt_at);
+            a.provider_status.push(u.provider_status);
+            a.reason.push(u.reason.clone());
+            a.provider_message_id.push(u.provider_message_id.clone());
+            a.delivered_at.push(u.delivered_at);
+            a.attempt.push(u.attempt.clone());
+        }
+        a
     }
 }
