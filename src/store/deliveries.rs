@@ -77,6 +77,66 @@ pub(crate) const RESULT_COLUMNS: &[(&str, &str)] = &[
     ("attempt", "text"),
 ];
 
+/// Results as one array per column of [`RESULT_COLUMNS`], for Postgres'
+/// `UNNEST`: binary arrays cost Postgres less to read than JSON records
+/// (500-row inserts of the log, psql: 706-777 ms per 100k rows against
+/// 1,058-1,170 ms from `json_to_recordset`). SQLite reads JSON records.
+#[derive(Default)]
+pub(crate) struct ResultArrays {
+    next_status: Vec<&'static str>,
+    inc: Vec<i32>,
+    next_attempt_at: Vec<i64>,
+    provider_status: Vec<Option<i32>>,
+    reason: Vec<Option<String>>,
+    provider_message_id: Vec<Option<String>>,
+    delivered_at: Vec<Option<i64>>,
+    attempt: Vec<Option<String>>,
+}
+
+impl ResultArrays {
+    /// The arrays of `updates`.
+    pub(crate) fn of<'a>(updates: impl Iterator<Item = &'a DeliveryUpdate>) -> Self {
+        let mut a = Self::default();
+        for u in updates {
+            a.next_status.push(u.status.as_str());
+            a.inc.push(u.inc);
+            a.next_attempt_at.push(u.next_attempt_at);
+            a.provider_status.push(u.provider_status);
+            a.reason.push(u.reason.clone());
+            a.provider_message_id.push(u.provider_message_id.clone());
+            a.delivered_at.push(u.delivered_at);
+            a.attempt.push(u.attempt.clone());
+        }
+        a
+    }
+
+    /// `UNNEST`'s arguments for these arrays bound from `$first` on, and
+    /// the column names they become, in [`RESULT_COLUMNS`] order.
+    pub(crate) fn unnest_parts(first: usize) -> (String, String) {
+        let params: Vec<String> =
+            RESULT_COLUMNS.iter().enumerate().map(|(i, (_, ty))| format!("${}::{ty}[]", first + i)).collect();
+        let names: Vec<&str> = RESULT_COLUMNS.iter().map(|(name, _)| *name).collect();
+        (params.join(", "), names.join(", "))
+    }
+
+    /// Binds the arrays in [`RESULT_COLUMNS`] order (from the `$first` of
+    /// [`unnest_parts`](Self::unnest_parts)).
+    pub(crate) fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.next_status)
+            .bind(&self.inc)
+            .bind(&self.next_attempt_at)
+            .bind(&self.provider_status)
+            .bind(&self.reason)
+            .bind(&self.provider_message_id)
+            .bind(&self.delivered_at)
+            .bind(&self.attempt)
+    }
+}
+
 /// A device whose token a provider declared dead.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeadToken {
@@ -325,11 +385,10 @@ impl Store {
         now: i64,
     ) -> StoreResult<Vec<String>> {
         let d = self.dialect();
-        let results = d.json_records(1, &[&[("id", "bigint"), ("created_at", "bigint")], RESULT_COLUMNS].concat());
         let append = append_attempt("d.attempts_log");
         // What the update returns: SQLite's RETURNING reads only the updated
         // table, unqualified; Postgres needs `d.` where `v` has the same name.
-        let update_deliveries = |returning: &str| {
+        let update_deliveries = |results: &str, returning: &str| {
             format!(
                 "UPDATE deliveries AS d SET status = v.next_status, attempts = d.attempts + v.inc, \
                  next_attempt_at = v.next_attempt_at, lease_until = NULL, \
@@ -340,11 +399,13 @@ impl Store {
                  RETURNING {returning}"
             )
         };
-        let updates_json = serde_json::to_string(updates)?;
         let dead_json = serde_json::to_string(dead)?;
         let completed = match self.pool() {
             Pool::Postgres(p) => {
                 let shared = ResultSql::new(&d, 1, 3, 2);
+                // `$1` ids, `$2` now, `$3` dead tokens, `$4` created_at, then the results.
+                let (arrays, names) = ResultArrays::unnest_parts(5);
+                let results = format!("UNNEST($1::bigint[], $4::bigint[], {arrays}) AS v(id, created_at, {names})");
                 let sql = format!(
                     "WITH changed AS ({update}), \
                      tally AS (SELECT notification_id, COUNT(*) FILTER (WHERE status = 'delivered') AS delivered, \
@@ -362,19 +423,25 @@ impl Store {
                      UPDATE notifications AS n SET status = 'completed', completed_at = $2, updated_at = $2 FROM counted c \
                      WHERE n.id = c.notification_id AND n.status IN ('queued', 'sending') AND n.fanout_done = TRUE \
                      AND n.delivered + n.failed + n.expired + n.cancelled + c.done >= n.targeted RETURNING n.id",
-                    update = update_deliveries("d.notification_id, d.status, d.app_id, d.reason"),
+                    update = update_deliveries(&results, "d.notification_id, d.status, d.app_id, d.reason"),
                     deactivate = shared.deactivate,
                     stats = stats::count_changed_sql(2),
                 );
-                sqlx::query_scalar(&sql).bind(&updates_json).bind(now).bind(&dead_json).fetch_all(p).await?
+                let ids: Vec<i64> = updates.iter().map(|u| u.id).collect();
+                let created: Vec<i64> = updates.iter().map(|u| u.created_at).collect();
+                let arrays = ResultArrays::of(updates.iter());
+                let query = sqlx::query_scalar(&sql).bind(&ids).bind(now).bind(&dead_json).bind(&created);
+                arrays.bind(query).fetch_all(p).await?
             }
             Pool::Sqlite(p) => {
                 let shared = ResultSql::new(&d, 1, 1, 2);
+                let results =
+                    d.json_records(1, &[&[("id", "bigint"), ("created_at", "bigint")], RESULT_COLUMNS].concat());
                 let complete = complete_sql(&format!("AND {}", d.in_strings("id", 2)));
                 let mut tx = p.begin_write().await?;
                 let changed: Vec<(String, DeliveryStatus, String, Option<String>)> =
-                    sqlx::query_as(&update_deliveries("notification_id, status, app_id, reason"))
-                        .bind(&updates_json)
+                    sqlx::query_as(&update_deliveries(&results, "notification_id, status, app_id, reason"))
+                        .bind(serde_json::to_string(updates)?)
                         .bind(now)
                         .fetch_all(&mut *tx)
                         .await?;
