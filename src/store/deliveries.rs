@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::notifications::complete_sql;
-use super::sql::{on_pool, BeginWrite, Dialect, Pool, Sql};
+use super::sql::{on_pool, unnest, BeginWrite, Dialect, Pool, Sql};
 use super::stats::{self, StatTally};
 use super::{DeliveryStatus, Store, StoreResult};
 
@@ -110,17 +110,7 @@ impl ResultArrays {
         a
     }
 
-    /// `UNNEST`'s arguments for these arrays bound from `$first` on, and
-    /// the column names they become, in [`RESULT_COLUMNS`] order.
-    pub(crate) fn unnest_parts(first: usize) -> (String, String) {
-        let params: Vec<String> =
-            RESULT_COLUMNS.iter().enumerate().map(|(i, (_, ty))| format!("${}::{ty}[]", first + i)).collect();
-        let names: Vec<&str> = RESULT_COLUMNS.iter().map(|(name, _)| *name).collect();
-        (params.join(", "), names.join(", "))
-    }
-
-    /// Binds the arrays in [`RESULT_COLUMNS`] order (from the `$first` of
-    /// [`unnest_parts`](Self::unnest_parts)).
+    /// Binds the arrays in [`RESULT_COLUMNS`] order.
     pub(crate) fn bind<'q, O>(
         &'q self,
         query: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
@@ -404,8 +394,9 @@ impl Store {
             Pool::Postgres(p) => {
                 let shared = ResultSql::new(&d, 1, 3, 2);
                 // `$1` ids, `$2` now, `$3` dead tokens, `$4` created_at, then the results.
-                let (arrays, names) = ResultArrays::unnest_parts(5);
-                let results = format!("UNNEST($1::bigint[], $4::bigint[], {arrays}) AS v(id, created_at, {names})");
+                let columns = [&[("id", "bigint"), ("created_at", "bigint")], RESULT_COLUMNS].concat();
+                let params: Vec<usize> = [1, 4].into_iter().chain(5..5 + RESULT_COLUMNS.len()).collect();
+                let results = unnest(&params, &columns);
                 let sql = format!(
                     "WITH changed AS ({update}), \
                      tally AS (SELECT notification_id, COUNT(*) FILTER (WHERE status = 'delivered') AS delivered, \

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::notifications::{Accepted, Providers};
-use super::sql::{on_pool, BeginWrite, Pool};
+use super::sql::{on_pool, unnest, BeginWrite, Pool};
 use super::{ClaimedDelivery, NotificationStatus, Store, StoreResult};
 use crate::domain::Target;
 
@@ -114,40 +114,43 @@ impl Store {
              WHERE {}",
             d.in_strings("d.id", 1)
         );
-        let notifications = d.json_records(
-            1,
-            &[
-                ("id", "text"),
-                ("app_id", "text"),
-                ("status", "text"),
-                ("target", "text"),
-                ("info", "text"),
-                ("options", "text"),
-                ("targeted", "bigint"),
-                ("expires_at", "bigint"),
-                ("completed_at", "bigint"),
-            ],
-        );
+        let notification_columns = [
+            ("id", "text"),
+            ("app_id", "text"),
+            ("status", "text"),
+            ("target", "text"),
+            ("info", "text"),
+            ("options", "text"),
+            ("targeted", "bigint"),
+            ("expires_at", "bigint"),
+            ("completed_at", "bigint"),
+        ];
+        let delivery_columns = [
+            ("app_id", "text"),
+            ("notification_id", "text"),
+            ("device_id", "text"),
+            ("platform", "text"),
+            ("token", "text"),
+            ("environment", "text"),
+            ("next_attempt_at", "bigint"),
+            ("lease_until", "bigint"),
+            ("lease_owner", "text"),
+        ];
+        // The rows' tables: Postgres reads one array per column (the
+        // notifications' first at `$1`, the deliveries' at `$3`, the rest
+        // from `$4`), SQLite JSON records (`$1` each, two statements).
+        let (notifications, deliveries) = if matches!(self.pool(), Pool::Postgres(_)) {
+            let n = [1].into_iter().chain(4..12);
+            let dl = [3].into_iter().chain(12..20);
+            (unnest(&n.collect::<Vec<_>>(), &notification_columns), unnest(&dl.collect::<Vec<_>>(), &delivery_columns))
+        } else {
+            (d.json_records(1, &notification_columns), d.json_records(1, &delivery_columns))
+        };
         let notifications_sql = format!(
             "INSERT INTO notifications (id, app_id, status, target, info, options, targeted, send_at, expires_at, \
              fanout_done, fanned_out, created_at, updated_at, completed_at) \
              SELECT v.id, v.app_id, v.status, v.target, v.info, v.options, v.targeted, $2, v.expires_at, TRUE, 0, \
              $2, $2, v.completed_at FROM {notifications}"
-        );
-        // Postgres takes both inserts as one statement: deliveries are `$3`.
-        let deliveries = d.json_records(
-            if matches!(self.pool(), Pool::Postgres(_)) { 3 } else { 1 },
-            &[
-                ("app_id", "text"),
-                ("notification_id", "text"),
-                ("device_id", "text"),
-                ("platform", "text"),
-                ("token", "text"),
-                ("environment", "text"),
-                ("next_attempt_at", "bigint"),
-                ("lease_until", "bigint"),
-                ("lease_owner", "text"),
-            ],
         );
         let deliveries_sql = format!(
             "INSERT INTO deliveries (app_id, notification_id, device_id, platform, token, environment, status, \
@@ -209,17 +212,40 @@ impl Store {
         if notification_rows.is_empty() {
             return Ok(results);
         }
-        let notifications_json = serde_json::to_string(&notification_rows)?;
-        let deliveries_json = serde_json::to_string(&delivery_rows)?;
         let born: Vec<ClaimedDelivery> = match self.pool() {
             Pool::Postgres(p) => {
                 // A data-modifying CTE runs to completion even unreferenced,
                 // and the deliveries' foreign keys are checked at the end of
                 // the statement, when their notifications exist.
                 let both = format!("WITH n AS ({notifications_sql}) {deliveries_sql}");
-                sqlx::query_as(&both).bind(&notifications_json).bind(now).bind(&deliveries_json).fetch_all(p).await?
+                let ns = &notification_rows;
+                let ds = &delivery_rows;
+                sqlx::query_as(&both)
+                    .bind(ns.iter().map(|r| r.id).collect::<Vec<_>>())
+                    .bind(now)
+                    .bind(ds.iter().map(|r| r.app_id).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.app_id).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.target.as_str()).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.info).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.options).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.targeted).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+                    .bind(ns.iter().map(|r| r.completed_at).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.notification_id).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.device_id).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.platform).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.token).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.environment).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+                    .bind(ds.iter().map(|r| r.lease_owner).collect::<Vec<_>>())
+                    .fetch_all(p)
+                    .await?
             }
             Pool::Sqlite(p) => {
+                let notifications_json = serde_json::to_string(&notification_rows)?;
+                let deliveries_json = serde_json::to_string(&delivery_rows)?;
                 let mut tx = p.begin_write().await?;
                 sqlx::query(&notifications_sql).bind(&notifications_json).bind(now).execute(&mut *tx).await?;
                 let born = if delivery_rows.is_empty() {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::deliveries::{append_attempt, ResultArrays, ResultSql, Tally, RESULT_COLUMNS};
 use super::notifications::fanout_source;
-use super::sql::{bind_args, on_pool, BeginWrite, Pool};
+use super::sql::{bind_args, on_pool, unnest, BeginWrite, Pool};
 use super::stats::{self, StatTally};
 use super::{DeadToken, DeliveryUpdate, Store, StoreResult};
 use crate::domain::Target;
@@ -204,7 +204,7 @@ impl Store {
                 let sql = format!(
                     "WITH moved AS ({advance} RETURNING 1), rows AS ({rows} WHERE {keep}), counted AS ({count}), \
                      dead AS ({deactivate}), stats AS ({stats}) SELECT COUNT(*) FROM moved",
-                    rows = insert(8, 1, &RowArrays::unnest(), 5),
+                    rows = insert(8, 1, &RowArrays::table(), 5),
                     count = shared.count_if(keep),
                     deactivate = shared.deactivate,
                     stats = stats::count_sql(&d, 13, keep),
@@ -280,12 +280,10 @@ struct RowArrays {
 impl RowArrays {
     /// The rows' table in the fan-out commit: `device_id` is `$9`, the
     /// other columns follow the commit's own parameters from `$14`.
-    fn unnest() -> String {
-        let (results, names) = ResultArrays::unnest_parts(17);
-        format!(
-            "UNNEST($9::text[], $14::text[], $15::text[], $16::text[], {results}) \
-             AS v(device_id, platform, token, environment, {names})"
-        )
+    fn table() -> String {
+        let device = [("device_id", "text"), ("platform", "text"), ("token", "text"), ("environment", "text")];
+        let params: Vec<usize> = [9].into_iter().chain(14..17 + RESULT_COLUMNS.len()).collect();
+        unnest(&params, &[&device[..], RESULT_COLUMNS].concat())
     }
 
     fn of(rows: &[NewDeliveryRow]) -> Self {
