@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::json::{Json, Query};
+use super::reader::Reader;
 use crate::auth::Auth;
 use crate::domain::cursor::{self, Page, PageOf};
 use crate::domain::time::{now_ms, Timestamp};
@@ -160,14 +161,14 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListQuery),
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListQuery, ("app_id" = Option<String>, Query, description = "admin key: the app read")),
     responses((status = 200, body = inline(PageOf<WebhookView>)), (status = "4XX", body = ErrorBody)))]
 async fn list(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<WebhookView>>> {
-    let app_id = who.server_app()?;
+    let app_id = app_id.as_str();
     let limit = cursor::limit(q.limit)?;
     let cursors = st.cursors.list("webhooks");
     let after = cursors.decode(q.cursor.as_deref())?;
@@ -180,15 +181,14 @@ async fn found(st: &AppState, app_id: &str, id: &str) -> ApiResult<WebhookRow> {
     st.store.webhook(app_id, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
 }
 
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path), ("app_id" = Option<String>, Query, description = "admin key: the app read")),
     responses((status = 200, body = WebhookView), (status = "4XX", body = ErrorBody)))]
 async fn read(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<WebhookView>> {
-    let app_id = who.server_app()?;
-    Ok(axum::Json(found(&st, app_id, &id).await?.into()))
+    Ok(axum::Json(found(&st, &app_id, &id).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = UpdateWebhook,
@@ -321,17 +321,16 @@ impl From<WebhookAttemptRow> for AttemptView {
     }
 }
 
-#[utoipa::path(get, path = "/v1/webhooks/{id}/attempts", tag = "webhooks", params(("id" = String, Path), AttemptsQuery),
+#[utoipa::path(get, path = "/v1/webhooks/{id}/attempts", tag = "webhooks", params(("id" = String, Path), AttemptsQuery, ("app_id" = Option<String>, Query, description = "admin key: the app read")),
     description = "Every attempt at the endpoint's events, newest first.",
     responses((status = 200, body = inline(PageOf<AttemptView>)), (status = "4XX", body = ErrorBody)))]
 async fn attempts(
     State(st): State<AppState>,
-    Auth(who): Auth,
+    Reader(app_id): Reader,
     Path(id): Path<String>,
     Query(q): Query<AttemptsQuery>,
 ) -> ApiResult<axum::Json<Page<AttemptView>>> {
-    let app_id = who.server_app()?;
-    let hook = found(&st, app_id, &id).await?;
+    let hook = found(&st, &app_id, &id).await?;
     if let Some(s) = q.status.as_deref().filter(|s| !matches!(*s, "succeeded" | "failed")) {
         return Err(ApiError::field("status", format!("unknown status {s:?}: use succeeded or failed")));
     }

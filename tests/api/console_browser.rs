@@ -183,7 +183,9 @@ async fn console_shows_what_the_api_says() {
     click(&page, "#page table button").await;
     assert_eq!(text_of(&page, "total-delivered").await, total("delivered").to_string());
     assert!(text_of(&page, "who").await.contains(&keys.id), "the app read is named");
-    // Webhooks are read with the app's own server key only: the admin is told so.
+    // The admin reads the chosen app's webhooks too (never a secret).
     page.eval("location.hash = '#/webhooks'").await;
-    page.wait_for("document.getElementById('page').textContent.includes(\"with the app's server key\")", WAIT).await;
+    let url = serde_json::to_string(&receiver.url).expect("url as JSON");
+    page.wait_for(&format!("document.getElementById('page').textContent.includes({url})"), WAIT).await;
+    assert!(!text_of(&page, "webhooks").await.contains("whsec_"), "no secret shown");
 }

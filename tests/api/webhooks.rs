@@ -443,6 +443,22 @@ async fn webhooks_are_managed_and_guarded(db: Db) {
     assert_eq!(read["events"], json!(["socket.message", "webhook.test"]));
     let (status, _) = app.get(&format!("/v1/webhooks/{id}"), &other.server_key).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another app's webhook");
+    // The admin key reads any app's webhooks, naming the app; never a secret.
+    let app_id = &keys.id;
+    let (status, page) = app.get(&format!("/v1/webhooks?app_id={app_id}"), &app.admin_key).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["id"], id.as_str(), "{page}");
+    assert_eq!(page["items"][0]["secret"], Value::Null, "{page}");
+    let (status, admin_read) = app.get(&format!("/v1/webhooks/{id}?app_id={app_id}"), &app.admin_key).await;
+    assert_eq!((status, admin_read["url"].clone()), (StatusCode::OK, read["url"].clone()), "{admin_read}");
+    let (status, _) = app.get(&format!("/v1/webhooks/{id}/attempts?app_id={app_id}"), &app.admin_key).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get("/v1/webhooks", &app.admin_key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the admin key names the app");
+    let (status, _) = app.get(&format!("/v1/webhooks?app_id={app_id}"), &other.server_key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a server key reads its own app only");
+    let (status, _) = app.patch(&format!("/v1/webhooks/{id}?app_id={app_id}"), &app.admin_key, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the admin key only reads");
     let (status, page) = app.get("/v1/webhooks", &keys.server_key).await;
     assert_eq!((status, page["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{page}");
     let patch = json!({"events": ["webhook.test"], "description": "ops", "enabled": false});
