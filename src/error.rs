@@ -80,14 +80,10 @@ impl ApiError {
 
     /// The `error` object of API.md's error body: `{"code", "message", "field"?}`.
     pub fn body(&self) -> serde_json::Value {
-        let mut error = json!({"code": self.status_and_code().1, "message": self.to_string()});
-        if let Self::InvalidField { field, .. } | Self::InvalidToken { field, .. } = self {
-            error["field"] = json!(field);
-        }
-        error
+        json!(self.error_body().error)
     }
 
-    /// The error body of API.md, typed (a batch send's answer).
+    /// The error body of API.md, typed: `{"error": {"code", "message", "field"?}}`.
     pub fn error_body(&self) -> ErrorBody {
         let field = match self {
             Self::InvalidField { field, .. } | Self::InvalidToken { field, .. } => Some(field.clone()),

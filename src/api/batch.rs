@@ -100,13 +100,8 @@ async fn send_one(st: &AppState, app_id: &str, item: Value) -> BatchResult {
     let answer: ApiResult<AcceptedView> = async {
         let hash = item.get("idempotency_key").is_some().then(|| request_hash("/v1/notifications/batch", &item));
         let send: BatchSend = json::from_value(item)?;
-        let idempotency = match send.idempotency_key {
-            Some(key) => Some(Idempotency {
-                key: checked_key("idempotency_key", Some(&key))?,
-                request_hash: hash.unwrap_or_default(),
-            }),
-            None => None,
-        };
+        let key = send.idempotency_key.map(|key| checked_key("idempotency_key", Some(&key))).transpose()?;
+        let idempotency = key.zip(hash).map(|(key, request_hash)| Idempotency { key, request_hash });
         let target = Target::parse(&send.to)?;
         let send = new_send(st, app_id, target, send.notification, send.options, idempotency)?;
         match st.delivery.submit(send).await? {

@@ -237,9 +237,7 @@ impl Store {
                     .await?
                     .unwrap_or(false);
                 if keep && !rows.is_empty() {
-                    let device =
-                        [("device_id", "text"), ("platform", "text"), ("token", "text"), ("environment", "text")];
-                    let records = d.json_records(3, &[&device[..], RESULT_COLUMNS].concat());
+                    let records = d.json_records(3, &[DEVICE_COLUMNS, RESULT_COLUMNS].concat());
                     sqlx::query(&insert(1, 2, &records, 4))
                         .bind(&job.app_id)
                         .bind(&job.id)
@@ -267,31 +265,35 @@ impl Store {
     }
 }
 
+/// The device columns of a fan-out row, before its result's
+/// ([`RESULT_COLUMNS`]), as both dialects read them.
+const DEVICE_COLUMNS: &[(&str, &str)] =
+    &[("device_id", "text"), ("platform", "text"), ("token", "text"), ("environment", "text")];
+
 /// A fan-out batch's device columns as arrays, beside their results'
-/// (see [`ResultArrays`]), for Postgres' `UNNEST`.
-struct RowArrays {
-    device_id: Vec<String>,
-    platform: Vec<String>,
-    token: Vec<String>,
-    environment: Vec<Option<String>>,
-    results: ResultArrays,
+/// (see [`ResultArrays`]), for Postgres' `UNNEST`; borrowed from the rows.
+struct RowArrays<'a> {
+    device_id: Vec<&'a str>,
+    platform: Vec<&'a str>,
+    token: Vec<&'a str>,
+    environment: Vec<Option<&'a str>>,
+    results: ResultArrays<'a>,
 }
 
-impl RowArrays {
+impl<'a> RowArrays<'a> {
     /// The rows' table in the fan-out commit: `device_id` is `$9`, the
     /// other columns follow the commit's own parameters from `$14`.
     fn table() -> String {
-        let device = [("device_id", "text"), ("platform", "text"), ("token", "text"), ("environment", "text")];
         let params: Vec<usize> = [9].into_iter().chain(14..17 + RESULT_COLUMNS.len()).collect();
-        unnest(&params, &[&device[..], RESULT_COLUMNS].concat())
+        unnest(&params, &[DEVICE_COLUMNS, RESULT_COLUMNS].concat())
     }
 
-    fn of(rows: &[NewDeliveryRow]) -> Self {
+    fn of(rows: &'a [NewDeliveryRow]) -> Self {
         Self {
-            device_id: rows.iter().map(|r| r.device_id.clone()).collect(),
-            platform: rows.iter().map(|r| r.platform_name.clone()).collect(),
-            token: rows.iter().map(|r| r.token.clone()).collect(),
-            environment: rows.iter().map(|r| r.environment.clone()).collect(),
+            device_id: rows.iter().map(|r| r.device_id.as_str()).collect(),
+            platform: rows.iter().map(|r| r.platform_name.as_str()).collect(),
+            token: rows.iter().map(|r| r.token.as_str()).collect(),
+            environment: rows.iter().map(|r| r.environment.as_deref()).collect(),
             results: ResultArrays::of(rows.iter().map(|r| &r.update)),
         }
     }
